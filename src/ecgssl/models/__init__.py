@@ -1,1 +1,5 @@
-"""models package."""
+"""Encoders: ViT with Cross-Pattern Attention, 1-D CNNs; one registry and one interface."""
+
+from ecgssl.models.registry import create_encoder, list_encoders, register_encoder
+
+__all__ = ["create_encoder", "list_encoders", "register_encoder"]

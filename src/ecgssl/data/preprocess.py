@@ -1,0 +1,220 @@
+"""Preprocessing of one record: checks, resampling, filters, lead mapping, crop/pad.
+
+Everything here is configured by ``PreprocessConfig``, which is stored (with its hash) in every
+prepared store and checkpoint, so that the same transform can be applied again at inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal as sps
+
+from ecgssl.data.leads import LEADS_12, derive_limb_leads, select_leads
+from ecgssl.data.record import Record
+from ecgssl.errors import ECGDataError
+
+
+@dataclass
+class PreprocessConfig:
+    """How raw records become fixed-size windows.
+
+    Attributes:
+        fs: output sampling rate (Hz).
+        leads: output leads, in order (canonical names).
+        window_s: output window length (s); ``n_samples = round(window_s * fs)``.
+        long_record_s: records longer than this are cut into windows of ``window_s`` every
+            ``stride_s`` (Holter-type recordings); shorter records give one window, cropped/padded.
+        stride_s: window stride for long records (default: ``window_s``, no overlap).
+        crop: ``"start"`` or ``"center"``: which part of a slightly-too-long short record to keep.
+        resample_method: ``"poly"`` (polyphase, default) or ``"fft"`` (what ECG-JEPA used).
+        allow_upsampling: accept sources sampled below ``fs`` (upsampling invents no information,
+            so by default it is an error).
+        bandpass_hz: ``[low, high]`` zero-phase Butterworth band-pass, or None (raw).
+        highpass_hz: zero-phase Butterworth high-pass for baseline wander (e.g. 0.5), or None.
+        filter_order: Butterworth order (applied forward and backward).
+        normalize: None (raw mV) or ``"zscore"`` (per lead per window).
+        derive_limb_leads: compute III, aVR, aVL, aVF from I and II when absent.
+        allow_missing_leads: missing output leads become zero rows flagged in the lead mask
+            (otherwise an error).
+        max_abs_mv: amplitude above which (after median removal) a lead is called absurd.
+        flat_mv: peak-to-peak below which a lead is called flat.
+        flat_leads: ``"error"`` (reject the record) or ``"mask"`` (zero the lead, flag it missing).
+        beats: detect R-peaks and compute beat/rhythm features (Beat-SSL soft targets).
+    """
+
+    fs: float = 250.0
+    leads: list[str] = field(default_factory=lambda: list(LEADS_12))
+    window_s: float = 10.0
+    long_record_s: float = 20.0
+    stride_s: float | None = None
+    crop: str = "start"
+    resample_method: str = "poly"
+    allow_upsampling: bool = False
+    bandpass_hz: list[float] | None = None
+    highpass_hz: float | None = None
+    filter_order: int = 3
+    normalize: str | None = None
+    derive_limb_leads: bool = True
+    allow_missing_leads: bool = True
+    max_abs_mv: float = 25.0
+    flat_mv: float = 0.01
+    flat_leads: str = "mask"
+    beats: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fs <= 0 or self.window_s <= 0:
+            raise ValueError("fs and window_s must be positive")
+        if self.crop not in ("start", "center"):
+            raise ValueError(f"crop must be 'start' or 'center', got {self.crop!r}")
+        if self.resample_method not in ("poly", "fft"):
+            raise ValueError(f"resample_method must be 'poly' or 'fft', got {self.resample_method!r}")
+        if self.normalize not in (None, "zscore"):
+            raise ValueError(f"normalize must be None or 'zscore', got {self.normalize!r}")
+        if self.flat_leads not in ("error", "mask"):
+            raise ValueError(f"flat_leads must be 'error' or 'mask', got {self.flat_leads!r}")
+        if self.bandpass_hz is not None:
+            low, high = self.bandpass_hz
+            if not 0 < low < high < self.fs / 2:
+                raise ValueError(f"bandpass_hz {self.bandpass_hz} must satisfy 0 < low < high < fs/2")
+        if not self.leads:
+            raise ValueError("leads must not be empty")
+        self.leads = list(self.leads)
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.window_s * self.fs))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def hash(self) -> str:
+        """Short, stable hash of the configuration (keys sorted)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float, method: str = "poly") -> np.ndarray:
+    """Resample (..., samples) from ``fs_in`` to ``fs_out`` Hz along the last axis."""
+    if fs_in == fs_out:
+        return x
+    if method == "fft":
+        n_out = int(round(x.shape[-1] * fs_out / fs_in))
+        return sps.resample(x, n_out, axis=-1).astype(np.float32)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+def _butter(x: np.ndarray, fs: float, order: int, cutoff, btype: str) -> np.ndarray:
+    sos = sps.butter(order, cutoff, btype=btype, fs=fs, output="sos")
+    # sosfiltfilt is zero-phase: wave timing (which the segmentation labels depend on) is preserved.
+    padlen = min(x.shape[-1] - 1, 3 * (2 * len(sos) + 1) * 10)
+    return sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen).astype(np.float32)
+
+
+def apply_filters(x: np.ndarray, fs: float, cfg: PreprocessConfig) -> np.ndarray:
+    """Zero-phase band-pass and/or baseline-wander high-pass, as configured."""
+    if cfg.bandpass_hz is not None:
+        x = _butter(x, fs, cfg.filter_order, list(cfg.bandpass_hz), "bandpass")
+    if cfg.highpass_hz is not None:
+        x = _butter(x, fs, cfg.filter_order, cfg.highpass_hz, "highpass")
+    return x
+
+
+def check_signal(x: np.ndarray, leads: list[str], record_id: str, cfg: PreprocessConfig):
+    """Reject NaN/inf and absurd amplitudes; find flat leads.
+
+    Returns:
+        bool array (leads,): True for flat leads (to be masked when ``cfg.flat_leads == "mask"``).
+    """
+    if x.shape[-1] == 0:
+        raise ECGDataError(record_id, "signal has no samples")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = sorted({leads[i] for i in np.nonzero(bad.any(axis=1))[0]})
+        raise ECGDataError(record_id, f"{int(bad.sum())} NaN/inf samples in leads {rows}")
+    centred = x - np.median(x, axis=1, keepdims=True)
+    peak = np.abs(centred).max(axis=1)
+    absurd = peak > cfg.max_abs_mv
+    if absurd.any():
+        rows = [f"{leads[i]} ({peak[i]:.1f} mV)" for i in np.nonzero(absurd)[0]]
+        raise ECGDataError(
+            record_id, f"absurd amplitude in leads {rows} (> {cfg.max_abs_mv} mV): wrong units?"
+        )
+    flat = np.ptp(x, axis=1) < cfg.flat_mv
+    if flat.all():
+        raise ECGDataError(record_id, "all leads are flat (no signal)")
+    if flat.any() and cfg.flat_leads == "error":
+        raise ECGDataError(record_id, f"flat leads {[leads[i] for i in np.nonzero(flat)[0]]}")
+    return flat
+
+
+def fit_length(x: np.ndarray, n: int, crop: str = "start") -> tuple[np.ndarray, int]:
+    """Crop or zero-pad (..., samples) to ``n`` samples.
+
+    Returns:
+        (array, offset): ``offset`` is the input sample that became output sample 0 (negative
+        never; padding is at the end).
+    """
+    length = x.shape[-1]
+    if length >= n:
+        start = 0 if crop == "start" else (length - n) // 2
+        return x[..., start : start + n], start
+    pad = np.zeros(x.shape[:-1] + (n - length,), dtype=x.dtype)
+    return np.concatenate([x, pad], axis=-1), 0
+
+
+def preprocess_signal(record: Record, cfg: PreprocessConfig):
+    """Turn one (short) record into one window.
+
+    Returns:
+        signal float32 (len(cfg.leads), cfg.n_samples), lead_mask bool (len(cfg.leads),),
+        offset (input samples at the record's own rate dropped from the start by cropping).
+    """
+    rid = record.record_id
+    if record.fs < cfg.fs and not cfg.allow_upsampling:
+        raise ECGDataError(
+            rid,
+            f"sampling rate {record.fs:g} Hz is below the requested {cfg.fs:g} Hz "
+            "(set allow_upsampling to accept it)",
+        )
+    x, leads = record.signal, list(record.leads)
+    flat = check_signal(x, leads, rid, cfg)
+    if flat.any():
+        x = x.copy()
+        x[flat] = 0.0
+    if cfg.derive_limb_leads:
+        # Derive only from usable I and II, so a flat source lead is not propagated.
+        usable = [name for name, f in zip(leads, flat) if not f]
+        if "I" in usable and "II" in usable:
+            x, leads_out = derive_limb_leads(x, leads, rid)
+            flat = np.concatenate([flat, np.zeros(len(leads_out) - len(leads), dtype=bool)])
+            leads = leads_out
+    wanted_present = [name for name in cfg.leads if name in leads]
+    if not wanted_present:
+        raise ECGDataError(rid, f"none of the requested leads {cfg.leads} (record has {leads})")
+    x, present = select_leads(x, leads, cfg.leads, rid, allow_missing=cfg.allow_missing_leads)
+    for k, name in enumerate(cfg.leads):
+        if present[k] and flat[leads.index(name)]:
+            present[k] = False
+    x = resample(x, record.fs, cfg.fs, cfg.resample_method)
+    x = apply_filters(x, cfg.fs, cfg)
+    x, start = fit_length(x, cfg.n_samples, cfg.crop)
+    if cfg.normalize == "zscore":
+        std = x.std(axis=1, keepdims=True)
+        x = np.where(std > 1e-6, (x - x.mean(axis=1, keepdims=True)) / np.maximum(std, 1e-6), 0.0)
+    x[~present] = 0.0
+    offset = int(round(start * record.fs / cfg.fs))
+    return np.ascontiguousarray(x, dtype=np.float32), present, offset

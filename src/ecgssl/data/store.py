@@ -1,0 +1,544 @@
+"""The prepared store: a source read once into a memory-mapped array plus a manifest.
+
+Layout (see docs/architecture.md): ``signals.npy`` (N, L, T) float32, ``lead_mask.npy``,
+``labels.npy`` + ``config.json["label_names"]``, ``manifest.csv``, optional wave ``masks.npy`` /
+``spans.npy``, beat extras (``rpeaks.npy`` ...), ``report.json``.
+
+Writing is crash-safe: records are processed in fixed chunks written to ``<out>.partial/chunks``;
+a rerun skips the chunks already written (resume), and the final store appears only by an atomic
+rename of the finished directory, so a half-written store never loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecgssl import __version__
+from ecgssl.data.preprocess import PreprocessConfig, preprocess_signal
+from ecgssl.data.record import Record
+from ecgssl.errors import ECGDataError
+
+log = logging.getLogger(__name__)
+
+STORE_VERSION = 1
+CHUNK_RECORDS = 128  # records per chunk file: the unit of resume and of peak memory
+
+
+# --------------------------------------------------------------------------------------------
+# Per-record work (runs in worker processes)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """One processed window, ready to be written."""
+
+    signal: np.ndarray  # (L, T) float32
+    lead_mask: np.ndarray  # (L,) bool
+    row: dict[str, Any]  # manifest row
+    labels: list[str]
+    masks: np.ndarray | None = None  # (L, T) int8
+    spans: np.ndarray | None = None  # (L, 2) int32
+    rpeaks: np.ndarray | None = None
+    beat_features: np.ndarray | None = None
+    beat_classes: np.ndarray | None = None
+    rhythm_features: np.ndarray | None = None
+
+
+def _wave_masks(record: Record, cfg: PreprocessConfig, offset: int):
+    """Per-sample wave masks and annotated spans in output coordinates, or (None, None)."""
+    waves = record.annotations.get("waves")
+    if not waves:
+        return None, None
+    from ecgssl.io.ludb import wave_mask
+
+    scale = cfg.fs / record.fs
+    masks = np.zeros((len(cfg.leads), cfg.n_samples), dtype=np.int8)
+    spans = np.zeros((len(cfg.leads), 2), dtype=np.int32)
+    for k, lead in enumerate(cfg.leads):
+        w = waves.get(lead)
+        if w is None or len(w) == 0:
+            continue
+        w = np.asarray(w, dtype=np.int64).copy()
+        cols = w[:, 1:]
+        known = cols >= 0
+        # Sample positions are rescaled to the output rate and shifted by the crop offset.
+        cols[known] = np.round((cols[known] - offset) * scale).astype(np.int64)
+        w[:, 1:] = cols
+        mask, span = wave_mask(w, cfg.n_samples)
+        masks[k] = mask
+        spans[k] = np.clip(np.asarray(span, dtype=np.int64), 0, cfg.n_samples)
+    return masks, spans
+
+
+def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def process_record(record: Record, cfg: PreprocessConfig) -> list[Window]:
+    """All windows of one record (one for a short record, many for a long one)."""
+    if record.duration_s > cfg.long_record_s:
+        from ecgssl.io.long_records import iter_windows
+
+        parts = list(iter_windows(record, cfg.window_s, cfg.stride_s or cfg.window_s))
+    else:
+        parts = [record]
+    windows = []
+    for part in parts:
+        signal, present, offset = preprocess_signal(part, cfg)
+        masks, spans = _wave_masks(part, cfg, offset)
+        start = int(part.meta.get("start_sample", 0)) + offset
+        row = {
+            "record_id": part.record_id,
+            "parent_id": part.meta.get("parent_id", record.record_id),
+            "patient_id": part.patient_id if part.patient_id is not None else record.record_id,
+            "source": part.source or record.source,
+            "start_sample": int(round(start * cfg.fs / record.fs)),
+            "start_s": start / record.fs,
+            "labels": ";".join(part.labels),
+            "source_fs": record.fs,
+        }
+        for key, value in _scalar_meta(part.meta).items():
+            row.setdefault(key, value)
+        window = Window(signal, present, row, list(part.labels), masks, spans)
+        if cfg.beats:
+            from ecgssl.data.beats import annotate_beats
+
+            ann = annotate_beats(signal, cfg.fs, cfg.leads)
+            window.rpeaks = np.asarray(ann.rpeaks, dtype=np.int32)
+            window.beat_features = np.asarray(ann.beat_features, dtype=np.float32)
+            window.beat_classes = np.asarray(ann.beat_classes, dtype=np.int8)
+            window.rhythm_features = np.asarray(ann.rhythm_features, dtype=np.float32)
+        windows.append(window)
+    return windows
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(source, cfg: PreprocessConfig) -> None:
+    _WORKER["source"], _WORKER["cfg"] = source, cfg
+    # One BLAS thread per worker process: parallelism comes from the processes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _work(record_id: str):
+    """Worker entry: (record_id, windows, None) or (record_id, None, problem)."""
+    source, cfg = _WORKER["source"], _WORKER["cfg"]
+    try:
+        return record_id, process_record(source.read(record_id), cfg), None
+    except ECGDataError as err:
+        return record_id, None, err.problem
+    except (OSError, ValueError, EOFError, IndexError) as err:
+        # Unreadable or malformed files (wfdb/scipy raise these): a bad record, reported by name.
+        # Anything else is a bug and propagates.
+        log.debug("record %s failed:\n%s", record_id, traceback.format_exc())
+        return record_id, None, f"{type(err).__name__}: {err}"
+
+
+# --------------------------------------------------------------------------------------------
+# Chunk files and the final store
+# --------------------------------------------------------------------------------------------
+
+
+def _write_chunk(path: Path, record_ids: list[str], windows: list[Window], bad: list[dict]):
+    """Write one chunk atomically (temp dir + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    meta = {"record_ids": record_ids, "bad": bad, "n_windows": len(windows)}
+    if windows:
+        np.save(tmp / "signals.npy", np.stack([w.signal for w in windows]))
+        np.save(tmp / "lead_mask.npy", np.stack([w.lead_mask for w in windows]))
+        pd.DataFrame([w.row for w in windows]).to_pickle(tmp / "rows.pkl")
+        meta["labels"] = [w.labels for w in windows]
+        if any(w.masks is not None for w in windows):
+            shape_l, shape_t = windows[0].signal.shape
+            masks = np.stack([w.masks if w.masks is not None
+                              else np.zeros((shape_l, shape_t), np.int8) for w in windows])
+            spans = np.stack([w.spans if w.spans is not None
+                              else np.zeros((shape_l, 2), np.int32) for w in windows])
+            np.save(tmp / "masks.npy", masks)
+            np.save(tmp / "spans.npy", spans)
+        if windows[0].rpeaks is not None:
+            np.save(tmp / "rpeak_counts.npy", np.array([len(w.rpeaks) for w in windows], np.int64))
+            np.save(tmp / "rpeaks.npy", np.concatenate([w.rpeaks for w in windows]))
+            np.save(tmp / "beat_features.npy", np.concatenate([w.beat_features for w in windows]))
+            np.save(tmp / "beat_classes.npy", np.concatenate([w.beat_classes for w in windows]))
+            np.save(tmp / "features.npy", np.stack([w.rhythm_features for w in windows]))
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    os.replace(tmp, path)
+
+
+def _chunk_dirs(chunks: Path) -> list[Path]:
+    return sorted(p for p in chunks.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Standardise columns over the store; unmeasurable (NaN) values become the mean (0)."""
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
+        std = np.nanstd(x, axis=0) if len(x) else np.ones(x.shape[1])
+    mean = np.nan_to_num(mean)
+    std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+    z = (x - mean) / std
+    return np.nan_to_num(z, nan=0.0).astype(np.float32), {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def _concat_to_memmap(path: Path, parts: list[Path], name: str, shape_tail, dtype, total: int):
+    """Stream chunk arrays into one .npy memmap without holding them all in memory."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(total, *shape_tail))
+    pos = 0
+    for part in parts:
+        arr = np.load(part / name, mmap_mode="r")
+        out[pos : pos + len(arr)] = arr
+        pos += len(arr)
+    out.flush()
+    del out
+
+
+def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
+    chunks = _chunk_dirs(partial / "chunks")
+    metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
+    bad = [b for m in metas for b in m["bad"]]
+    with_windows = [c for c, m in zip(chunks, metas) if m["n_windows"] > 0]
+    n = sum(m["n_windows"] for m in metas)
+    if n == 0:
+        raise ECGDataError(source_info.get("path", "?"), f"no usable records ({len(bad)} bad)")
+    n_leads, n_samples = len(cfg.leads), cfg.n_samples
+    _concat_to_memmap(partial / "signals.npy", with_windows, "signals.npy",
+                      (n_leads, n_samples), np.float32, n)
+    _concat_to_memmap(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
+                      (n_leads,), bool, n)
+    labels = [lab for m in metas for lab in m.get("labels", [])]
+    label_names = sorted({lab for labs in labels for lab in labs})
+    index = {name: k for k, name in enumerate(label_names)}
+    multi_hot = np.zeros((n, len(label_names)), dtype=np.uint8)
+    for i, labs in enumerate(labels):
+        multi_hot[i, [index[lab] for lab in labs]] = 1
+    np.save(partial / "labels.npy", multi_hot)
+    manifest = pd.concat([pd.read_pickle(c / "rows.pkl") for c in with_windows], ignore_index=True)
+    manifest.insert(0, "window", np.arange(n))
+    manifest.to_csv(partial / "manifest.csv", index=False)
+    extras = []
+    if all((c / "masks.npy").exists() for c in with_windows):
+        _concat_to_memmap(partial / "masks.npy", with_windows, "masks.npy",
+                          (n_leads, n_samples), np.int8, n)
+        _concat_to_memmap(partial / "spans.npy", with_windows, "spans.npy", (n_leads, 2),
+                          np.int32, n)
+        extras.append("waves")
+    beat_info = {}
+    if cfg.beats:
+        from ecgssl.data.beats import BEAT_FEATURE_NAMES, RHYTHM_FEATURE_NAMES
+
+        counts = np.concatenate([np.load(c / "rpeak_counts.npy") for c in with_windows])
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(counts)
+        np.save(partial / "rpeak_offsets.npy", offsets)
+        np.save(partial / "rpeaks.npy",
+                np.concatenate([np.load(c / "rpeaks.npy") for c in with_windows]).astype(np.int32))
+        beat_raw = np.concatenate([np.load(c / "beat_features.npy") for c in with_windows])
+        beat_z, beat_stats = _standardise(beat_raw.reshape(len(beat_raw), -1))
+        np.save(partial / "beat_features.npy", beat_z)
+        np.save(partial / "beat_classes.npy",
+                np.concatenate([np.load(c / "beat_classes.npy") for c in with_windows]))
+        rhythm_raw = np.concatenate([np.load(c / "features.npy") for c in with_windows])
+        rhythm_z, rhythm_stats = _standardise(rhythm_raw)
+        np.save(partial / "features.npy", rhythm_z)
+        np.save(partial / "features_raw.npy", rhythm_raw)
+        extras.append("beats")
+        beat_info = {
+            "feature_names": list(RHYTHM_FEATURE_NAMES),
+            "beat_feature_names": list(BEAT_FEATURE_NAMES),
+            "feature_standardisation": rhythm_stats,
+            "beat_feature_standardisation": beat_stats,
+        }
+    report = {
+        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad),
+        "n_records_bad": len(bad),
+        "n_windows": n,
+        "bad_records": bad,
+        **timings,
+    }
+    (partial / "report.json").write_text(json.dumps(report, indent=1))
+    config = {
+        "store_version": STORE_VERSION,
+        "ecgssl_version": __version__,
+        "fs": cfg.fs,
+        "leads": cfg.leads,
+        "n_samples": n_samples,
+        "units": "z-score" if cfg.normalize else "mV",
+        "preprocess": cfg.to_dict(),
+        "hash": cfg.hash(),
+        "label_names": label_names,
+        "n_windows": n,
+        "extras": extras,
+        "source": source_info,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **beat_info,
+    }
+    # config.json is written last: its presence marks a finished store.
+    (partial / "config.json").write_text(json.dumps(config, indent=1))
+    shutil.rmtree(partial / "chunks")
+    return report
+
+
+def prepare_store(
+    source,
+    out: str | os.PathLike,
+    cfg: PreprocessConfig | None = None,
+    *,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    max_records: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Read ``source`` once and write a prepared store at ``out``.
+
+    Args:
+        source: an ``ecgssl.io`` source (``record_ids()``, ``read(record_id)``, picklable).
+        out: store directory to create.
+        cfg: preprocessing configuration (default ``PreprocessConfig()``).
+        workers: worker processes (default: CPU count; 0 = in this process).
+        skip_bad: skip records that fail with a clear reason (listed in ``report.json``)
+            instead of stopping at the first.
+        overwrite: replace an existing store at ``out``.
+        max_records: only the first N record ids (quick runs).
+    Returns:
+        The report dict (counts, bad records, timings); also written to ``out/report.json``.
+    Raises:
+        ECGDataError: a bad record when ``skip_bad`` is False (names the record and the problem).
+        FileExistsError: ``out`` holds a store made with another configuration.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg or PreprocessConfig()
+    out = Path(out)
+    if (out / "config.json").exists() and not overwrite:
+        existing = json.loads((out / "config.json").read_text())
+        if existing.get("hash") == cfg.hash():
+            log.info("store %s already prepared with this configuration", out)
+            return json.loads((out / "report.json").read_text())
+        raise FileExistsError(
+            f"{out} holds a store with another preprocessing config (hash {existing.get('hash')} "
+            f"!= {cfg.hash()}); use overwrite=True / --overwrite or another --out"
+        )
+    partial = out.with_name(out.name + ".partial")
+    chunks = partial / "chunks"
+    stamp = partial / "preprocess.json"
+    if partial.exists():
+        same = stamp.exists() and json.loads(stamp.read_text()).get("hash") == cfg.hash()
+        if not same:
+            shutil.rmtree(partial)
+    chunks.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict()}))
+
+    t0 = time.perf_counter()
+    record_ids = list(source.record_ids())
+    if max_records is not None:
+        record_ids = record_ids[:max_records]
+    if not record_ids:
+        raise ECGDataError(getattr(source, "name", str(source)), "source holds no records")
+    groups = [record_ids[i : i + CHUNK_RECORDS] for i in range(0, len(record_ids), CHUNK_RECORDS)]
+    done = {p.name for p in _chunk_dirs(chunks)}
+    todo = [(k, g) for k, g in enumerate(groups) if f"{k:06d}" not in done]
+    n_done = sum(len(g) for k, g in enumerate(groups) if f"{k:06d}" in done)
+    if n_done:
+        log.info("resuming: %d of %d records already prepared", n_done, len(record_ids))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    bar = tqdm(total=len(record_ids), initial=n_done, desc=f"prepare {out.name}", unit="rec",
+               disable=not progress)
+
+    def consume(results_iter, k: int, group: list[str]):
+        windows, bad = [], []
+        for rid, wins, problem in results_iter:
+            bar.update(1)
+            if problem is not None:
+                if not skip_bad:
+                    raise ECGDataError(rid, problem)
+                bad.append({"record_id": rid, "problem": problem})
+                bar.set_postfix(bad=len(bad))
+            else:
+                windows.extend(wins)
+        _write_chunk(chunks / f"{k:06d}", group, windows, bad)
+
+    try:
+        if workers and workers > 1 and len(record_ids) > 1:
+            with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                     initargs=(source, cfg)) as pool:
+                for k, group in todo:
+                    consume(pool.map(_work, group, chunksize=4), k, group)
+        else:
+            _init_worker(source, cfg)
+            for k, group in todo:
+                consume(map(_work, group), k, group)
+    finally:
+        bar.close()
+    t_read = time.perf_counter() - t0
+    source_info = {"name": getattr(source, "name", type(source).__name__),
+                   "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids)}
+    report = _finalise(partial, cfg, source_info,
+                       {"seconds_read": round(t_read, 3),
+                        "seconds_total": round(time.perf_counter() - t0, 3),
+                        "records_per_s": round(len(record_ids) / max(t_read, 1e-9), 1),
+                        "workers": workers})
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ECGStore:
+    """A prepared store opened for reading; arrays are memory-mapped, never read whole.
+
+    Attributes:
+        path: the store directory.
+        config: ``config.json`` (fs, leads, n_samples, preprocess, hash, label_names, ...).
+        manifest: one row per window (pandas DataFrame).
+    """
+
+    path: Path
+    config: dict = field(init=False)
+    manifest: pd.DataFrame = field(init=False)
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        cfg_path = self.path / "config.json"
+        if not cfg_path.exists():
+            hint = ""
+            if self.path.with_name(self.path.name + ".partial").exists():
+                hint = " (an unfinished run left a .partial directory: rerun prepare to resume)"
+            raise FileNotFoundError(f"{self.path} is not a prepared store: no config.json{hint}")
+        self.config = json.loads(cfg_path.read_text())
+        self.manifest = pd.read_csv(self.path / "manifest.csv", dtype={"record_id": str,
+                                                                         "patient_id": str,
+                                                                         "parent_id": str})
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            file = self.path / f"{name}.npy"
+            if not file.exists():
+                raise KeyError(f"store {self.path} has no {name!r} (extras: {self.extras})")
+            self._arrays[name] = np.load(file, mmap_mode="r")
+        return self._arrays[name]
+
+    def __getstate__(self):
+        # Pickled into DataLoader workers without the memmaps; each worker reopens lazily.
+        state = dict(self.__dict__)
+        state["_arrays"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return int(self.config["n_windows"])
+
+    @property
+    def fs(self) -> float:
+        return float(self.config["fs"])
+
+    @property
+    def leads(self) -> list[str]:
+        return list(self.config["leads"])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.config["n_samples"])
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.config["label_names"])
+
+    @property
+    def extras(self) -> list[str]:
+        return list(self.config.get("extras", []))
+
+    @property
+    def signals(self) -> np.ndarray:
+        """(N, L, T) float32 memmap."""
+        return self._array("signals")
+
+    @property
+    def lead_mask(self) -> np.ndarray:
+        return self._array("lead_mask")
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N, K) uint8 multi-hot over ``label_names``."""
+        return self._array("labels")
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, L, T) int8 wave codes (0 none, 1 P, 2 QRS, 3 T)."""
+        return self._array("masks")
+
+    @property
+    def spans(self) -> np.ndarray:
+        """(N, L, 2) int32 annotated span [start, end) per lead."""
+        return self._array("spans")
+
+    @property
+    def features(self) -> np.ndarray:
+        """(N, F) standardised rhythm features (beats extra)."""
+        return self._array("features")
+
+    def rpeaks(self, i: int) -> np.ndarray:
+        off = self._array("rpeak_offsets")
+        return np.asarray(self._array("rpeaks")[off[i] : off[i + 1]])
+
+    def beat_slice(self, i: int) -> slice:
+        off = self._array("rpeak_offsets")
+        return slice(int(off[i]), int(off[i + 1]))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """One window as a dict of numpy arrays (signal (L, T), labels (K,), ...)."""
+        i = int(i)
+        item: dict[str, Any] = {
+            "index": i,
+            "signal": np.array(self.signals[i]),
+            "lead_mask": np.array(self.lead_mask[i]),
+            "labels": np.array(self.labels[i]),
+        }
+        if "waves" in self.extras:
+            item["masks"] = np.array(self.masks[i])
+            item["spans"] = np.array(self.spans[i])
+        if "beats" in self.extras:
+            sl = self.beat_slice(i)
+            item["rpeaks"] = np.asarray(self._array("rpeaks")[sl], dtype=np.int64)
+            item["beat_features"] = np.array(self._array("beat_features")[sl])
+            item["beat_classes"] = np.array(self._array("beat_classes")[sl])
+            item["features"] = np.array(self.features[i])
+        return item
+
+    def describe(self) -> str:
+        """Human-readable summary (used by ``ecgssl info``)."""
+        c = self.config
+        lines = [
+            f"store {self.path}",
+            f"  windows: {len(self)}  leads: {', '.join(c['leads'])}",
+            f"  fs: {c['fs']:g} Hz  samples: {c['n_samples']} ({c['n_samples'] / c['fs']:g} s)"
+            f"  units: {c.get('units', 'mV')}",
+            f"  records: {self.manifest['parent_id'].nunique()}  patients: "
+            f"{self.manifest['patient_id'].nunique()}  source: {c['source'].get('name')}",
+            f"  labels: {len(c['label_names'])}  extras: {', '.join(self.extras) or 'none'}",
+            f"  preprocessing hash: {c['hash']}",
+        ]
+        return "\n".join(lines)
