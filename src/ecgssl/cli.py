@@ -48,6 +48,9 @@ def cmd_prepare(args) -> int:
     for key, value in args.set or []:
         prep[key] = value
     cfg = PreprocessConfig.from_dict(prep)
+    # Signal-value checks (NaN, flat, absurd amplitude) are the store's, per its config; the
+    # reader still rejects structural problems (missing, truncated, mismatched files).
+    source_options.setdefault("checks", None)
     source = open_source(args.source, kind=args.kind, **source_options)
     report = prepare_store(source, args.out, cfg, workers=args.workers, skip_bad=args.skip_bad,
                            overwrite=args.overwrite, max_records=args.max_records,

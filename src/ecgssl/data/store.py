@@ -87,17 +87,29 @@ def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
-def process_record(record: Record, cfg: PreprocessConfig) -> list[Window]:
-    """All windows of one record (one for a short record, many for a long one)."""
+def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window], list[dict]]:
+    """All windows of one record (one for a short record, many for a long one).
+
+    Returns:
+        (windows, bad_windows): windows of a long record that fail the checks are skipped and
+        listed as ``{"record_id", "problem"}``; a short record that fails raises ``ECGDataError``.
+    """
     if record.duration_s > cfg.long_record_s:
         from ecgssl.io.long_records import iter_windows
 
         parts = list(iter_windows(record, cfg.window_s, cfg.stride_s or cfg.window_s))
     else:
         parts = [record]
-    windows = []
+    windows, bad_windows = [], []
     for part in parts:
-        signal, present, offset = preprocess_signal(part, cfg)
+        try:
+            signal, present, offset = preprocess_signal(part, cfg)
+        except ECGDataError as err:
+            if len(parts) == 1:
+                raise
+            # One artefact-ridden window of a long recording must not cost the whole recording.
+            bad_windows.append({"record_id": part.record_id, "problem": err.problem})
+            continue
         masks, spans = _wave_masks(part, cfg, offset)
         start = int(part.meta.get("start_sample", 0)) + offset
         row = {
@@ -122,7 +134,9 @@ def process_record(record: Record, cfg: PreprocessConfig) -> list[Window]:
             window.beat_classes = np.asarray(ann.beat_classes, dtype=np.int8)
             window.rhythm_features = np.asarray(ann.rhythm_features, dtype=np.float32)
         windows.append(window)
-    return windows
+    if not windows:
+        raise ECGDataError(record.record_id, f"no usable window ({bad_windows[0]['problem']} ...)")
+    return windows, bad_windows
 
 
 _WORKER: dict[str, Any] = {}
@@ -213,6 +227,8 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     chunks = _chunk_dirs(partial / "chunks")
     metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
     bad = [b for m in metas for b in m["bad"]]
+    all_ids = {rid for m in metas for rid in m["record_ids"]}
+    bad_records = [b for b in bad if b["record_id"] in all_ids]
     with_windows = [c for c, m in zip(chunks, metas) if m["n_windows"] > 0]
     n = sum(m["n_windows"] for m in metas)
     if n == 0:
@@ -266,8 +282,9 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
             "beat_feature_standardisation": beat_stats,
         }
     report = {
-        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad),
-        "n_records_bad": len(bad),
+        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad_records),
+        "n_records_bad": len(bad_records),
+        "n_windows_bad": len(bad) - len(bad_records),
         "n_windows": n,
         "bad_records": bad,
         **timings,
@@ -363,8 +380,8 @@ def prepare_store(
                disable=not progress)
 
     def consume(results_iter, k: int, group: list[str]):
-        windows, bad = [], []
-        for rid, wins, problem in results_iter:
+        windows, bad, bad_windows = [], [], []
+        for rid, result, problem in results_iter:
             bar.update(1)
             if problem is not None:
                 if not skip_bad:
@@ -372,7 +389,9 @@ def prepare_store(
                 bad.append({"record_id": rid, "problem": problem})
                 bar.set_postfix(bad=len(bad))
             else:
-                windows.extend(wins)
+                windows.extend(result[0])
+                bad_windows.extend(result[1])
+        bad.extend(bad_windows)
         _write_chunk(chunks / f"{k:06d}", group, windows, bad)
 
     try:

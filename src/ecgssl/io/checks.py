@@ -1,8 +1,8 @@
 """Signal sanity checks shared by all readers.
 
 A reader calls ``check_signal(record, checks)`` before returning; a failed check raises an
-``ECGDataError`` naming the record, the lead and the problem, so that ``prepare`` can skip the record
-and say why in its report.
+``ECGDataError`` naming the record, the lead and the problem, so that ``prepare`` can skip the
+record and say why in its report.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ comment lines, a record line ``name nsig [fs[/counter[(base)]] [sig_len [time [d
 signal line per signal ``file fmt[xspf][:skew][+offset] [gain[(baseline)][/units] [adc_res
 [adc_zero [init [checksum [block_size [description]]]]]]]`` and ``#`` comment lines.
 
-Parsing it ourselves costs about 50 us where ``wfdb.rdheader`` costs about 1.4 ms, which matters when
-a 200-record database is prepared many times.
+Parsing it ourselves costs about 50 us where ``wfdb.rdheader`` costs about 1.4 ms, which matters
+when a 200-record database is prepared many times.
 """
 
 from __future__ import annotations
