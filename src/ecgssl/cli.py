@@ -13,7 +13,7 @@ from ecgssl.errors import ECGDataError, SpecMismatchError
 
 
 def _parse_override(text: str):
-    """``key=value`` with a YAML-typed value (``fs=500``, ``leads=[I,II]``, ``bandpass_hz=null``)."""
+    """``key=value`` with a YAML-typed value (``fs=500``, ``leads=[I,II]``, ``normalize=null``)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"override {text!r} must look like key=value")
     key, value = text.split("=", 1)

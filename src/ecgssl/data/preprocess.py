@@ -72,7 +72,9 @@ class PreprocessConfig:
         if self.crop not in ("start", "center"):
             raise ValueError(f"crop must be 'start' or 'center', got {self.crop!r}")
         if self.resample_method not in ("poly", "fft"):
-            raise ValueError(f"resample_method must be 'poly' or 'fft', got {self.resample_method!r}")
+            raise ValueError(
+                f"resample_method must be 'poly' or 'fft', got {self.resample_method!r}"
+            )
         if self.normalize not in (None, "zscore"):
             raise ValueError(f"normalize must be None or 'zscore', got {self.normalize!r}")
         if self.flat_leads not in ("error", "mask"):
@@ -80,7 +82,9 @@ class PreprocessConfig:
         if self.bandpass_hz is not None:
             low, high = self.bandpass_hz
             if not 0 < low < high < self.fs / 2:
-                raise ValueError(f"bandpass_hz {self.bandpass_hz} must satisfy 0 < low < high < fs/2")
+                raise ValueError(
+                    f"bandpass_hz {self.bandpass_hz} must satisfy 0 < low < high < fs/2"
+                )
         if not self.leads:
             raise ValueError("leads must not be empty")
         self.leads = list(self.leads)
@@ -97,7 +101,9 @@ class PreprocessConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown preprocessing options {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown preprocessing options {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**d)
 
     def hash(self) -> str:

@@ -47,7 +47,8 @@ class Record:
         self.signal = np.asarray(self.signal, dtype=np.float32)
         if self.signal.ndim != 2:
             raise ECGDataError(
-                self.record_id, f"signal must be 2-D (leads, samples), got shape {self.signal.shape}"
+                self.record_id,
+                f"signal must be 2-D (leads, samples), got shape {self.signal.shape}",
             )
         if self.signal.shape[0] != len(self.leads):
             raise ECGDataError(
@@ -71,4 +72,6 @@ class Record:
         try:
             return self.signal[self.leads.index(name)]
         except ValueError:
-            raise ECGDataError(self.record_id, f"has no lead {name!r} (leads: {self.leads})") from None
+            raise ECGDataError(
+                self.record_id, f"has no lead {name!r} (leads: {self.leads})"
+            ) from None

@@ -208,7 +208,8 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, dict]:
     mean = np.nan_to_num(mean)
     std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
     z = (x - mean) / std
-    return np.nan_to_num(z, nan=0.0).astype(np.float32), {"mean": mean.tolist(), "std": std.tolist()}
+    stats = {"mean": mean.tolist(), "std": std.tolist()}
+    return np.nan_to_num(z, nan=0.0).astype(np.float32), stats
 
 
 def _concat_to_memmap(path: Path, parts: list[Path], name: str, shape_tail, dtype, total: int):
