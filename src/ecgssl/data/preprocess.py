@@ -45,6 +45,8 @@ class PreprocessConfig:
         flat_mv: peak-to-peak below which a lead is called flat.
         flat_leads: ``"error"`` (reject the record) or ``"mask"`` (zero the lead, flag it missing).
         beats: detect R-peaks and compute beat/rhythm features (Beat-SSL soft targets).
+        lead_aliases: treat a source lead as another, e.g. ``{"MLII": "II"}`` for MIT-BIH's
+            modified lead II (an approximation: recorded, not assumed, by being in this config).
     """
 
     fs: float = 250.0
@@ -65,6 +67,7 @@ class PreprocessConfig:
     flat_mv: float = 0.01
     flat_leads: str = "mask"
     beats: bool = True
+    lead_aliases: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.fs <= 0 or self.window_s <= 0:
@@ -197,6 +200,8 @@ def preprocess_signal(record: Record, cfg: PreprocessConfig):
             "(set allow_upsampling to accept it)",
         )
     x, leads = record.signal, list(record.leads)
+    if cfg.lead_aliases:
+        leads = [cfg.lead_aliases.get(name, name) for name in leads]
     flat = check_signal(x, leads, rid, cfg)
     if flat.any():
         x = x.copy()
