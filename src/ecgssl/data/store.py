@@ -11,6 +11,7 @@ rename of the finished directory, so a half-written store never loads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -307,6 +308,11 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **beat_info,
     }
+    # A unique id of this store's content (the preprocessing hash alone is shared by every
+    # store made with the same config): caches of features key on it.
+    ident = hashlib.sha256(json.dumps([config["hash"], source_info, n, config["created"],
+                                       manifest["record_id"].tolist()]).encode())
+    config["store_id"] = ident.hexdigest()[:16]
     # config.json is written last: its presence marks a finished store.
     (partial / "config.json").write_text(json.dumps(config, indent=1))
     shutil.rmtree(partial / "chunks")

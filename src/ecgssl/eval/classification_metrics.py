@@ -119,7 +119,9 @@ def evaluable_classes(labels: np.ndarray) -> np.ndarray:
     return (n_pos > 0) & (n_pos < y.shape[0])
 
 
-def macro_auroc(labels: np.ndarray, scores: np.ndarray, class_names=None) -> tuple[float, list[str]]:
+def macro_auroc(
+    labels: np.ndarray, scores: np.ndarray, class_names=None
+) -> tuple[float, list[str]]:
     """Macro AUROC over evaluable classes.
 
     Returns:
@@ -182,7 +184,8 @@ def _weighted_f1(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.nda
 
 
 def f1_per_class(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """(K,) F1 per class of binary predictions; NaN where F1 is 0/0 (no positives, none predicted)."""
+    """(K,) F1 per class of binary predictions; NaN where F1 is 0/0 (no positive, none
+    predicted)."""
     y, p = _check_pair(labels, np.asarray(predictions, dtype=np.float64))
     return _weighted_f1(y, p > 0.5, np.ones((1, y.shape[0])))[0]
 

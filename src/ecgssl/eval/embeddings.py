@@ -55,7 +55,7 @@ def file_hash(path: str | os.PathLike, length: int = 16) -> str:
 def open_store_signals(store_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
     """(signals memmap (N, L, T), store hash) of a prepared store directory.
 
-    The hash is ``config.json["hash"]`` when present (the store's own content hash), otherwise a
+    The hash is ``config.json["store_id"]`` when present (unique per prepared store), otherwise a
     hash of ``config.json`` plus the signals file size and modification time.
     """
     store_dir = Path(store_dir)
@@ -65,7 +65,7 @@ def open_store_signals(store_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
     signals = np.load(sig_path, mmap_mode="r")
     cfg_path = store_dir / "config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-    store_hash = cfg.get("hash")
+    store_hash = cfg.get("store_id")
     if not store_hash:
         st = sig_path.stat()
         h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
@@ -120,7 +120,8 @@ def compute_embeddings(
             iterator = tqdm(iterator, total=(n + batch_size - 1) // batch_size,
                             desc="embeddings", unit="batch")
         for start in iterator:
-            chunk = np.ascontiguousarray(signals[start:start + batch_size], dtype=np.float32)
+            # A copy: memmap slices are read-only, torch wants writable memory.
+            chunk = np.array(signals[start:start + batch_size], dtype=np.float32)
             feats = _forward(encoder, torch.from_numpy(chunk).to(device), leads)
             feats = feats.float().cpu().numpy()
             if out is None:

@@ -97,7 +97,8 @@ def ptbxl_standard_split(
     Rows whose fold is in none of the three lists (or missing) are left out.
     """
     if fold_column not in manifest.columns:
-        raise ValueError(f"manifest has no {fold_column!r} column (columns: {list(manifest.columns)})")
+        raise ValueError(
+            f"manifest has no {fold_column!r} column (columns: {list(manifest.columns)})")
     sets = [set(train_folds), set(val_folds), set(test_folds)]
     if sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]:
         raise ValueError(f"fold lists overlap: {train_folds}, {val_folds}, {test_folds}")

@@ -198,7 +198,7 @@ def beat_targets(n_beats: int, classes: torch.Tensor | None = None,
 
 
 def partner_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> float:
-    """Fraction of the 2N views whose nearest other view (cosine) is their partner (a diagnostic)."""
+    """Fraction of the 2N views whose nearest other view (cosine) is their partner."""
     n = z1.shape[0]
     if n < 2:
         return 1.0

@@ -188,7 +188,7 @@ def _spec_kwargs(kwargs: dict) -> dict:
 
 @register_encoder("resnet1d_small")
 def resnet1d_small(**kwargs) -> ResNet1d:
-    """About 1.1 M parameters (12 leads): widths 32-64-96-128-256, one block per stage, kernel 7."""
+    """About 1.1 M parameters (12 leads): widths 32-64-96-128-256, 1 block per stage."""
     cfg = {"widths": (32, 64, 96, 128, 256), "depths": (1, 1, 1, 1), "kernel": 7}
     cfg.update(_spec_kwargs(kwargs))
     return ResNet1d(name="resnet1d_small", **cfg)
@@ -196,7 +196,7 @@ def resnet1d_small(**kwargs) -> ResNet1d:
 
 @register_encoder("resnet1d_base")
 def resnet1d_base(**kwargs) -> ResNet1d:
-    """About 8.7 M parameters (12 leads): widths 64-64-128-256-512, two blocks per stage, kernel 7."""
+    """About 8.7 M parameters (12 leads): widths 64-64-128-256-512, 2 blocks per stage."""
     cfg = {"widths": (64, 64, 128, 256, 512), "depths": (2, 2, 2, 2), "kernel": 7}
     cfg.update(_spec_kwargs(kwargs))
     return ResNet1d(name="resnet1d_base", **cfg)

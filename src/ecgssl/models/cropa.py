@@ -10,8 +10,9 @@ Three implementations of the same function:
 * :func:`cropa_attention` - structured: never builds the N x N score matrix. Per lead, scores
   against the same lead's P keys (B, H, L, P, P); per time, scores against the same time's L keys
   (B, H, P, L, L) with the diagonal (the token itself, already counted in the first block) set to
-  ``-inf``. One softmax over the union of both key sets is obtained by normalising both blocks
-  with their joint log-sum-exp. Cost O(L * P^2 + P * L^2) instead of O(L^2 * P^2).
+  ``-inf``. One softmax over the union of both key sets: both blocks are shifted by their joint
+  maximum, exponentiated and normalised by their joint sum. Cost O(L * P^2 + P * L^2) instead
+  of O(L^2 * P^2).
 * :func:`full_attention` - plain attention over all tokens (ablation "no CroPA").
 
 All take q, k, v of shape (B, H, N, d) and return (B, H, N, d). Scores use the usual
@@ -25,7 +26,6 @@ training. The structured path below runs unchanged (and exactly) on GPU.
 """
 
 from __future__ import annotations
-
 
 import torch
 import torch.nn.functional as F
@@ -97,15 +97,19 @@ def cropa_attention(q, k, v, n_leads: int):
     self_key = torch.eye(n_leads, dtype=torch.bool, device=q.device)
     s_time = s_time.masked_fill(self_key, float("-inf"))
 
-    # Joint log-sum-exp over the union of keys of each query (c, i): lead block row (c, i)
-    # plus time block row (i, c).
-    lse = torch.logaddexp(
-        torch.logsumexp(s_lead, dim=-1),  # (B, H, L, P)
-        torch.logsumexp(s_time, dim=-1).transpose(-2, -1),  # (B, H, P, L) -> (B, H, L, P)
-    )
-    p_lead = torch.exp(s_lead - lse.unsqueeze(-1))
-    p_time = torch.exp(s_time - lse.transpose(-2, -1).unsqueeze(-1))
-    out = p_lead @ v5 + (p_time @ vt).transpose(2, 3)  # (B, H, L, P, d)
+    # One softmax over the union of keys of query (c, i): lead-block row (c, i) plus time-block
+    # row (i, c). Shift both by their joint max (detached: softmax is shift-invariant, so the
+    # gradient is exact and amax needs no backward), exponentiate, and normalise the summed
+    # weighted values by the joint denominator (>= 1, since the max term is exp(0)).
+    shift = torch.maximum(s_lead.amax(dim=-1), s_time.amax(dim=-1).transpose(-2, -1)).detach()
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        e_lead = torch.exp(s_lead - shift.unsqueeze(-1))
+        e_time = torch.exp(s_time - shift.transpose(-2, -1).unsqueeze(-1))
+    else:  # inference: reuse the score buffers
+        e_lead = s_lead.sub_(shift.unsqueeze(-1)).exp_()
+        e_time = s_time.sub_(shift.transpose(-2, -1).unsqueeze(-1)).exp_()
+    denom = e_lead.sum(dim=-1) + e_time.sum(dim=-1).transpose(-2, -1)  # (B, H, L, P)
+    out = (e_lead @ v5 + (e_time @ vt).transpose(2, 3)) / denom.unsqueeze(-1)
     return out.reshape(batch, heads, n_leads * n_patches, dim)
 
 

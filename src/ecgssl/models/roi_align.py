@@ -99,7 +99,8 @@ def beat_boxes(rpeaks, n_samples: int, fs: float, before_s: float = 0.25, after_
 
 
 def _flatten_rpeaks(rpeaks):
-    if isinstance(rpeaks, tuple) and len(rpeaks) == 2 and not isinstance(rpeaks[0], np.ndarray | list):
+    # A tuple of two tensors is the flat form; a list (or tuple) of arrays is one per record.
+    if isinstance(rpeaks, tuple) and len(rpeaks) == 2 and isinstance(rpeaks[0], torch.Tensor):
         flat = torch.as_tensor(rpeaks[0]).long().reshape(-1)
         bidx = torch.as_tensor(rpeaks[1]).long().reshape(-1)
         if flat.shape != bidx.shape:

@@ -124,7 +124,7 @@ class BlockStack(nn.Module):
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         # Stochastic depth rises linearly from 0 at the first block to drop_path at the last.
-        rates = torch.linspace(0, drop_path, depth).tolist()
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(dim, num_heads, mlp_ratio, qkv_bias, rate, attention) for rate in rates
         )

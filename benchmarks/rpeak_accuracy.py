@@ -1,0 +1,135 @@
+"""R-peak detector accuracy and speed on real annotated ECGs (``ecgssl.data.beats``).
+
+Data (``/work/shared/data``, override with ``ECGSSL_SHARED_DATA``):
+- MIT-BIH Arrhythmia record 100 (30 min, MLII + V5, 360 Hz), reference beats from ``100.atr``
+  (beat symbols only). Resampled to 250 Hz and cut into non-overlapping 10 s windows as
+  ``prepare`` would; every reference beat inside a window counts.
+- LUDB (10 s, 12 leads, 500 Hz, digital / 1000 = mV): reference QRS peaks = symbol ``N`` of the
+  lead-ii annotation file; resampled to 250 Hz; only detections inside the annotated span
+  (first to last annotation of lead ii, +- the tolerance) count.
+
+A detection matches a reference beat within +-75 ms (one-to-one, nearest first). Prints and
+writes JSON with sensitivity (TP / references), PPV (TP / detections) and the median time per
+``annotate_beats`` call. Timings taken on a busy machine are noisy: re-run on a quiet one.
+
+Usage: python benchmarks/rpeak_accuracy.py [--ludb-records N] [--mitdb-seconds S] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import wfdb
+from scipy.signal import resample_poly
+
+from ecgssl.data.beats import annotate_beats
+
+FS = 250
+TOL_S = 0.075
+MITDB_BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
+LUDB_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def data_dir() -> Path:
+    env = os.environ.get("ECGSSL_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def match(ref: np.ndarray, det: np.ndarray, tol: float) -> int:
+    """Number of one-to-one matches within ``tol`` samples (closest pairs first)."""
+    if len(ref) == 0 or len(det) == 0:
+        return 0
+    d = np.abs(ref[:, None].astype(float) - det[None, :].astype(float))
+    pairs = np.argwhere(d <= tol)
+    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
+    used_r, used_d, tp = set(), set(), 0
+    for i, j in pairs[order]:
+        if i not in used_r and j not in used_d:
+            used_r.add(i)
+            used_d.add(j)
+            tp += 1
+    return tp
+
+
+def mitdb(seconds: float | None, root: Path):
+    rec = wfdb.rdrecord(str(root / "mitdb-100" / "100"))
+    ann = wfdb.rdann(str(root / "mitdb-100" / "100"), "atr")
+    fs0 = rec.fs
+    sig = rec.p_signal.T
+    if seconds is not None:
+        sig = sig[:, : int(seconds * fs0)]
+    keep = np.array([s in MITDB_BEAT_SYMBOLS for s in ann.symbol])
+    ref_all = np.round(ann.sample[keep] * FS / fs0).astype(int)
+    x = resample_poly(sig, 25, 36, axis=1)  # 360 -> 250 Hz
+    leads = ["MLII" if n == "MLII" else n for n in rec.sig_name]
+    win = 10 * FS
+    tp = n_ref = n_det = 0
+    times = []
+    for start in range(0, x.shape[1] - win + 1, win):
+        seg = x[:, start:start + win].astype(np.float32)
+        t0 = time.perf_counter()
+        det = annotate_beats(seg, FS, leads, record_id=f"100@{start}").rpeaks
+        times.append(time.perf_counter() - t0)
+        ref = ref_all[(ref_all >= start) & (ref_all < start + win)] - start
+        tp += match(ref, det, TOL_S * FS)
+        n_ref += len(ref)
+        n_det += len(det)
+    return {"windows": len(times), "references": n_ref, "detections": n_det, "tp": tp,
+            "sensitivity": tp / max(n_ref, 1), "ppv": tp / max(n_det, 1),
+            "median_ms_per_window": 1000 * float(np.median(times))}
+
+
+def ludb(n_records: int, root: Path):
+    base = root / "ludb" / "data"
+    tp = n_ref = n_det = 0
+    times, worst = [], []
+    for rid in range(1, n_records + 1):
+        rec = wfdb.rdrecord(str(base / str(rid)), physical=False)
+        sig = rec.d_signal.T.astype(np.float64) / 1000.0  # digital units are microvolts
+        ann = wfdb.rdann(str(base / str(rid)), "ii")
+        fs0 = rec.fs
+        sym = np.array(ann.symbol)
+        ref = np.round(ann.sample[sym == "N"] * FS / fs0).astype(int)
+        lo, hi = ann.sample.min() * FS / fs0, ann.sample.max() * FS / fs0
+        x = resample_poly(sig, 1, fs0 // FS, axis=1).astype(np.float32)
+        t0 = time.perf_counter()
+        det = annotate_beats(x, FS, LUDB_LEADS, record_id=f"ludb/{rid}").rpeaks
+        times.append(time.perf_counter() - t0)
+        tol = TOL_S * FS
+        det = det[(det >= lo - tol) & (det <= hi + tol)]
+        m = match(ref, det, tol)
+        tp += m
+        n_ref += len(ref)
+        n_det += len(det)
+        if m < len(ref) or m < len(det):
+            worst.append({"record": rid, "references": len(ref), "detections": len(det), "tp": m})
+    return {"records": n_records, "references": n_ref, "detections": n_det, "tp": tp,
+            "sensitivity": tp / max(n_ref, 1), "ppv": tp / max(n_det, 1),
+            "median_ms_per_record": 1000 * float(np.median(times)), "errors": worst}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ludb-records", type=int, default=200)
+    p.add_argument("--mitdb-seconds", type=float, default=None, help="default: whole record")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "rpeak_accuracy.json"))
+    args = p.parse_args()
+    root = data_dir()
+    result = {"fs": FS, "tolerance_s": TOL_S, "mitdb_100": mitdb(args.mitdb_seconds, root),
+              "ludb": ludb(args.ludb_records, root)}
+    for name in ("mitdb_100", "ludb"):
+        r = result[name]
+        print(f"{name}: sensitivity {r['sensitivity']:.4f}  PPV {r['ppv']:.4f}  "
+              f"({r['tp']} / {r['references']} refs, {r['detections']} detections)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""ECG-JEPA method: lead selection, EMA schedule, masks, resume, collapse metrics, training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ecgssl.data.leads import LEADS_8, LEADS_12
+from ecgssl.methods.jepa import ECGJEPA, build_jepa, effective_rank
+from ecgssl.methods.masking import TimeColumnMasker
+from ecgssl.models.vit import create_vit
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _ecg_batch(batch=8, n_leads=12, seed=0):
+    """ECG-like (B, L, 2500) mV at 250 Hz: Gaussian P/QRS/T bumps with per-lead gains."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(2500) / 250.0
+    out = np.zeros((batch, n_leads, t.size))
+    for b in range(batch):
+        rr = 60.0 / rng.uniform(55, 100)
+        gains = rng.uniform(-1.0, 1.5, size=(n_leads, 3))
+        for beat in np.arange(rng.uniform(0.1, rr), 10.0, rr):
+            for k, (dt, width, amp) in enumerate([(-0.16, 0.025, 0.15), (0.0, 0.012, 1.0),
+                                                  (0.25, 0.05, 0.3)]):
+                out[b] += gains[:, k:k + 1] * amp * np.exp(-0.5 * ((t - beat - dt) / width) ** 2)
+    out += 0.01 * rng.standard_normal(out.shape)
+    return torch.from_numpy(out.astype(np.float32))
+
+
+def _method(**kwargs):
+    torch.manual_seed(0)
+    enc = create_vit("vit_tiny", width=32, depth=2, num_heads=2)
+    return ECGJEPA(enc, predictor_embed_dim=16, predictor_depth=1, predictor_num_heads=2,
+                   **kwargs)
+
+
+def test_selects_its_leads_by_name():
+    method = _method()
+    x = _ecg_batch(2)
+    picked = method.select_leads({"signal": x})  # 12 store leads, default order
+    assert torch.equal(picked, x[:, [LEADS_12.index(n) for n in LEADS_8]])
+    assert method.select_leads({"signal": picked}) is picked  # already the 8 leads
+    shuffled = list(reversed(LEADS_12))
+    assert torch.equal(method.select_leads({"signal": x.flip(1), "leads": shuffled}), picked)
+    with pytest.raises(ValueError, match="not in the batch"):
+        method.select_leads({"signal": x[:, :6], "leads": LEADS_12[:6]})
+    with pytest.raises(ValueError, match="input_leads"):
+        method.select_leads({"signal": x[:, :5]})
+
+
+def test_ema_schedule_and_update():
+    method = _method()
+    assert method.momentum(0, 100) == pytest.approx(0.996)
+    assert method.momentum(50, 100) == pytest.approx(0.998)
+    assert method.momentum(100, 100) == pytest.approx(1.0)
+    assert method.momentum(500, 100) == pytest.approx(1.0)
+    student, target = method.encoder, method.target_encoder
+    assert all(not p.requires_grad for p in target.parameters())
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in target.parameters()]
+    method.after_optimizer_step(0, 100)
+    for p_t, p_b, p_s in zip(target.parameters(), before, student.parameters()):
+        torch.testing.assert_close(p_t, 0.996 * p_b + 0.004 * p_s)
+    frozen = [p.clone() for p in target.parameters()]
+    method.after_optimizer_step(100, 100)  # momentum 1: the target no longer moves
+    assert all(torch.equal(a, b) for a, b in zip(target.parameters(), frozen))
+
+
+def test_per_sample_masks_and_metrics():
+    method = _method(masker=TimeColumnMasker(50, per_sample=True, seed=3))
+    loss, metrics = method.training_step_loss({"signal": _ecg_batch(4)}, 0, 10)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert set(metrics) >= {"loss", "mask_ratio", "target_std", "target_erank", "ema_momentum"}
+    assert 0.15 < metrics["mask_ratio"] < 0.9
+    collapse = method.collapse_metrics({"signal": _ecg_batch(4)})
+    assert collapse["rep_std"] > 0 and 1.0 <= collapse["rep_erank"] <= 4.0
+
+
+def test_effective_rank():
+    gen = torch.Generator().manual_seed(0)
+    assert effective_rank(torch.randn(256, 8, generator=gen)) > 7.0
+    line = torch.randn(64, 1, generator=gen) * torch.randn(1, 16, generator=gen)
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_resume_state_continues_the_mask_sequence():
+    a = _method()
+    a.masker()
+    state = a.state_for_resume()
+    expected = [a.masker() for _ in range(3)]
+    b = _method()
+    b.load_state_for_resume(state)
+    assert all(torch.equal(b.masker(), e) for e in expected)
+
+
+def test_param_groups_skip_norms_biases_and_tokens():
+    method = _method()
+    decay, no_decay = method.param_groups(0.05)
+    names = {id(p): n for n, p in method.named_parameters()}
+    assert all(names[id(p)].endswith("weight") and p.ndim == 2 for p in decay["params"])
+    assert any(names[id(p)] == "predictor.mask_token" for p in no_decay["params"])
+    assert not any("target_encoder" in names[id(p)] for g in (decay, no_decay)
+                   for p in g["params"])
+
+
+def test_loss_falls_in_a_short_training_run():
+    method = _method()
+    method.train()
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=2e-3)
+    batch = {"signal": _ecg_batch(8, seed=1)}
+    losses = []
+    for step in range(30):
+        loss, _ = method.training_step_loss(batch, step, 30)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        method.after_optimizer_step(step, 30)
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_build_from_recipes():
+    cpu = yaml.safe_load((CONFIGS / "jepa_cpu.yaml").read_text())
+    method = build_jepa(cpu["method"], cpu["encoder"])
+    assert method.encoder.lead_names == LEADS_8 and method.masker.mask_type == "block"
+    assert method.predictor.predictor_embed.out_features == 32
+    paper = yaml.safe_load((CONFIGS / "jepa_vitb_paper.yaml").read_text())
+    with torch.device("meta"):
+        big = build_jepa(paper["method"], paper["encoder"])
+    assert big.encoder.embed_dim == 768 and len(big.encoder.encoder_blocks.blocks) == 12
+    assert len(big.predictor.predictor_blocks.blocks) == 6
+    assert big.ema == (0.996, 1.0) and paper["train"]["lr"] == pytest.approx(5e-5)
+    with pytest.raises(ValueError, match="unknown jepa options"):
+        build_jepa({"name": "jepa", "predictor_width": 3}, {"name": "vit_tiny"})
+    with pytest.raises(ValueError, match="unknown mask options"):
+        build_jepa({"name": "jepa", "mask": {"kind": "block"}}, {"name": "vit_tiny"})

@@ -1,0 +1,106 @@
+"""Cross-Pattern Attention: the structured implementation equals the dense -inf-mask reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgssl.models.cropa import (
+    attention_flops,
+    cropa_attention,
+    cropa_mask,
+    dense_cropa_attention,
+    full_attention,
+)
+
+
+def _qkv(batch, heads, n_tokens, dim, seed=0, scale=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    return [scale * torch.randn(batch, heads, n_tokens, dim, generator=gen) for _ in range(3)]
+
+
+def test_mask_has_the_cross_pattern():
+    allowed = cropa_mask(8, 50)
+    assert allowed.shape == (400, 400)
+    assert bool((allowed.sum(1) == 57).all())  # 50 same-lead + 7 other leads at the same time
+    assert torch.equal(allowed, allowed.T)
+    # token (lead 2, patch 7) sees (2, 30) and (5, 7) but not (5, 8)
+    assert allowed[2 * 50 + 7, 2 * 50 + 30] and allowed[2 * 50 + 7, 5 * 50 + 7]
+    assert not allowed[2 * 50 + 7, 5 * 50 + 8]
+
+
+@pytest.mark.parametrize("n_leads,n_patches", [(8, 50), (8, 29), (12, 17), (2, 50), (1, 9),
+                                               (5, 1), (3, 2)])
+def test_structured_equals_dense_random(n_leads, n_patches):
+    q, k, v = _qkv(2, 3, n_leads * n_patches, 16, seed=n_leads * 100 + n_patches, scale=2.0)
+    ref = dense_cropa_attention(q, k, v, n_leads)
+    out = cropa_attention(q, k, v, n_leads)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_structured_gradients_equal_dense():
+    q, k, v = _qkv(2, 2, 6 * 11, 8, seed=3)
+    grads = []
+    for fn in (dense_cropa_attention, cropa_attention):
+        leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+        out = fn(*leaves, 6)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for g_dense, g_struct in zip(*grads):
+        torch.testing.assert_close(g_struct, g_dense, rtol=1e-4, atol=1e-5)
+
+
+def test_structured_equals_dense_on_real_ecg(fixtures_dir):
+    """q, k, v from real LUDB patches (fixture input), visible-column and lead subsets."""
+    data = np.load(fixtures_dir / "ecg_jepa_reference.npz")
+    x = torch.from_numpy(data["input"])  # (3, 8, 2500) mV
+    mask = torch.from_numpy(data["mask"])
+    gen = torch.Generator().manual_seed(1)
+    proj = torch.randn(50, 3 * 32, generator=gen) * 0.5
+    visible = (~mask).nonzero()[:, 0]
+    every = torch.arange(50)
+    for leads, cols in [(list(range(8)), every), (list(range(8)), visible), ([1], every),
+                        ([1, 2], every), ([0, 3, 7], visible)]:
+        patches = x[:, leads].reshape(3, len(leads), 50, 50)[:, :, cols]
+        qkv = (patches @ proj).reshape(3, -1, 3, 2, 16).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        ref = dense_cropa_attention(q, k, v, len(leads))
+        torch.testing.assert_close(cropa_attention(q, k, v, len(leads)), ref, rtol=1e-5,
+                                   atol=1e-5 * float(ref.abs().max()))
+
+
+def test_full_attention_is_unmasked_dense():
+    q, k, v = _qkv(1, 2, 24, 8, seed=5)
+    scores = (q @ k.transpose(-2, -1)) / np.sqrt(8)
+    torch.testing.assert_close(full_attention(q, k, v), scores.softmax(-1) @ v, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_large_scores_stay_finite():
+    q, k, v = _qkv(1, 1, 4 * 6, 8, seed=7, scale=30.0)
+    out = cropa_attention(q, k, v, 4)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, dense_cropa_attention(q, k, v, 4), rtol=1e-4, atol=1e-4)
+
+
+def test_inference_path_equals_autograd_path():
+    q, k, v = _qkv(2, 2, 5 * 7, 8, seed=9)
+    with torch.no_grad():
+        fast = cropa_attention(q, k, v, 5)
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    torch.testing.assert_close(cropa_attention(*leaves, 5).detach(), fast)
+
+
+def test_bad_grid_raises():
+    q, k, v = _qkv(1, 1, 10, 4)
+    with pytest.raises(ValueError, match="cannot be split"):
+        cropa_attention(q, k, v, 3)
+    with pytest.raises(ValueError, match="n_leads"):
+        cropa_mask(0, 5)
+    with pytest.raises(ValueError, match="unknown attention"):
+        attention_flops(8, 50, 64, "sparse")
+
+
+def test_flop_count_is_smaller():
+    assert attention_flops(8, 50, 64, "cropa") * 6 < attention_flops(8, 50, 64, "dense")
