@@ -125,6 +125,13 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         }
         for key, value in _scalar_meta(part.meta).items():
             row.setdefault(key, value)
+        if masks is not None:
+            # Expert interval targets (HR, QRS, PR, QT) at the source's own rate, for the
+            # feature-prediction task; NaN where not measurable (no P in AF).
+            from ecgssl.eval.regression import INTERVAL_TARGETS, ludb_interval_targets
+
+            measures = ludb_interval_targets(part.annotations["waves"], part.fs)
+            row.update({f"target_{name}": measures[name] for name in INTERVAL_TARGETS})
         window = Window(signal, present, row, list(part.labels), masks, spans)
         if cfg.beats:
             from ecgssl.data.beats import annotate_beats
