@@ -1,0 +1,444 @@
+"""Benchmark: training throughput, achieved FLOP/s and MFU, data loading, peak memory.
+
+One run measures, on this machine:
+
+(a) the float32 matrix-product peak (best of several n x n sgemm, GFLOP/s): the MFU denominator;
+(b) ECG-JEPA training steps (forward + backward + AdamW + EMA update) at ViT-Small size
+    (width 384, depth 8, predictor 384 x 6) for 8 leads x 50 patches and 12 leads x 100 patches,
+    structured CroPA side by side with the same model using CroPA as a dense -inf mask;
+    ViT-B (paper scale) with 1-2 steps;
+(c) Beat-SSL training steps (ResNet-1d encoder, 12 leads, 3KG views, beat contrast);
+(d) data loading (prepared store -> StoreDataset -> method collate in worker processes), samples/s,
+    against what the model consumes;
+(e) peak memory of each case (CPU: max RSS growth; CUDA: max allocated).
+
+FLOPs are counted analytically as the work the model needs (multiply-add = 2 FLOPs): patch
+embedding, qkv, attention scores and weighted sum over the ALLOWED pairs only (CroPA: per head-dim
+L*P^2 + P*L^2 pairs, not (L*P)^2; the dense-mask implementation does more work than this count,
+which is the point of comparing them), output projection, MLP, the predictor (per-lead sequences
+of P tokens, full attention within a lead), input/output projections. Trained parts count x3
+(forward + backward), the EMA target encoder x1 (forward only). The realised mask ratio of each
+step is used. MFU = achieved FLOP/s / measured float32 matmul peak.
+
+Each case runs in a fresh subprocess so that peak memory is its own.
+
+    python benchmarks/throughput.py                  # full CPU run -> results/throughput_cpu.*
+    python benchmarks/throughput.py --quick          # smoke run -> throughput_cpu_quick.*
+    python benchmarks/throughput.py --device cuda    # -> results/throughput_cuda.* (bf16 autocast)
+
+Timings on a shared machine are noisy: final numbers need a re-run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LEADS_8 = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+LEADS_12 = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+VIT = {"vit_small": (384, 8, 6), "vit_base": (768, 12, 16), "vit_tiny": (64, 2, 4)}
+
+
+# --------------------------------------------------------------------------- FLOP counting
+def vit_block_flops(tokens: int, width: int, mlp_ratio: float = 4.0) -> int:
+    """Per-sample FLOPs of one block's matmuls outside attention: qkv, proj, MLP."""
+    return int(2 * tokens * width * (3 * width + width + 2 * mlp_ratio * width))
+
+
+def attention_flops(width: int, pairs: int) -> int:
+    """QK^T and AV over ``pairs`` (query, key) pairs, summed over heads (= width)."""
+    return 4 * width * pairs
+
+
+def cropa_pairs(n_leads: int, n_cols: int) -> int:
+    """Allowed (query, key) pairs: same lead (L*P^2) plus same time (P*L^2)."""
+    return n_leads * n_cols**2 + n_cols * n_leads**2
+
+
+def encoder_flops(n_leads: int, n_cols: int, width: int, depth: int, patch: int) -> int:
+    """Per-sample forward FLOPs of the ViT encoder with CroPA over n_leads x n_cols tokens."""
+    tokens = n_leads * n_cols
+    per_block = vit_block_flops(tokens, width) + attention_flops(width, cropa_pairs(n_leads,
+                                                                                    n_cols))
+    return 2 * tokens * patch * width + depth * per_block
+
+
+def predictor_flops(n_leads: int, n_cols: int, n_visible: int, width: int, pwidth: int,
+                    pdepth: int) -> int:
+    """Per-sample forward FLOPs of the JEPA predictor: each lead a sequence of n_cols tokens."""
+    tokens = n_leads * n_cols
+    embed = 2 * n_leads * n_visible * width * pwidth
+    blocks = pdepth * (vit_block_flops(tokens, pwidth)
+                       + attention_flops(pwidth, n_leads * n_cols**2))
+    out = 2 * tokens * pwidth * width
+    return embed + blocks + out
+
+
+def jepa_step_flops(batch: int, n_leads: int, n_cols: int, n_visible: int, width: int,
+                    depth: int, patch: int, pwidth: int, pdepth: int) -> int:
+    """Training-step FLOPs: context encoder and predictor x3, target encoder x1."""
+    context = encoder_flops(n_leads, n_visible, width, depth, patch)
+    target = encoder_flops(n_leads, n_cols, width, depth, patch)
+    pred = predictor_flops(n_leads, n_cols, n_visible, width, pwidth, pdepth)
+    return batch * (3 * (context + pred) + target)
+
+
+def conv_encoder_flops(encoder, n_leads: int, n_samples: int) -> int:
+    """Per-sample forward FLOPs of Conv1d / Linear layers, by tracing output lengths."""
+    import torch
+
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv1d):
+            k = module.kernel_size[0] * module.in_channels // module.groups
+            total += 2 * k * module.out_channels * output.shape[-1]
+        elif isinstance(module, torch.nn.Linear):
+            total += 2 * module.in_features * module.out_features * \
+                (output.numel() // output.shape[-1])
+
+    handles = [m.register_forward_hook(hook) for m in encoder.modules()
+               if isinstance(m, (torch.nn.Conv1d, torch.nn.Linear))]
+    with torch.no_grad():
+        encoder(torch.zeros(1, n_leads, n_samples))
+    for h in handles:
+        h.remove()
+    return total
+
+
+# --------------------------------------------------------------------------- measurements
+def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 5) -> dict:
+    """Best float32 n x n matmul rate (GFLOP/s) over ``repeats`` per size."""
+    import torch
+
+    best = {}
+    for n in sizes:
+        a = torch.randn(n, n, device=device)
+        b = torch.randn(n, n, device=device)
+        torch.matmul(a, b)  # warm-up
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        best[n] = 2 * n**3 / min(times) / 1e9
+    return {"gflops_by_size": best, "peak_gflops": max(best.values()),
+            "threads": torch.get_num_threads()}
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed_steps(method, batches, device: str, steps: int, warmup: int, precision: str):
+    """Run ``warmup + steps`` optimiser steps; returns per-step seconds and mask ratios."""
+    import torch
+
+    opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-4)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else \
+        torch.autocast("cpu", enabled=False)
+    times, ratios = [], []
+    for i in range(warmup + steps):
+        batch = batches[i % len(batches)]
+        _sync(device)
+        t0 = time.perf_counter()
+        with amp:
+            loss, metrics = method.training_step_loss(batch, i, warmup + steps)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        method.after_optimizer_step(i, warmup + steps)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+            ratios.append(metrics.get("mask_ratio"))
+    return times, ratios
+
+
+def _to(batch: dict, device: str) -> dict:
+    import torch
+
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device)
+        elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+            out[k] = [t.to(device) for t in v]
+        else:
+            out[k] = v
+    return out
+
+
+def case_jepa(args) -> dict:
+    import torch
+
+    from ecgssl.methods.jepa import build_jepa
+
+    leads = LEADS_8 if args.leads == 8 else LEADS_12
+    width, depth, _ = VIT[args.encoder]
+    pwidth, pdepth = (32, 1) if args.encoder == "vit_tiny" else (384, 6)
+    torch.manual_seed(0)
+    method = build_jepa(
+        {"leads": leads, "predictor_embed_dim": pwidth, "predictor_depth": pdepth,
+         "predictor_num_heads": 4 if pwidth == 32 else 12,
+         "mask": {"type": "block", "seed": 0}},
+        {"name": args.encoder, "n_patches": args.patches, "patch_size": 50,
+         "attention": args.attention}).to(args.device).train()
+    rss0 = _rss_mb()
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        mem0 = torch.cuda.memory_allocated()
+    gen = torch.Generator().manual_seed(0)
+    batches = [{"signal": torch.randn(args.batch, len(leads), args.patches * 50,
+                                      generator=gen).to(args.device)} for _ in range(2)]
+    times, ratios = _timed_steps(method, batches, args.device, args.steps, args.warmup,
+                                 args.precision)
+    flops = []
+    for r in ratios:
+        n_masked = int(round(r * args.patches))
+        flops.append(jepa_step_flops(args.batch, len(leads), args.patches,
+                                     args.patches - n_masked, width, depth, 50, pwidth, pdepth))
+    out = _summary(times, flops, args.batch)
+    out["mask_ratio_mean"] = sum(ratios) / len(ratios)
+    out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2**20 \
+        if args.device == "cuda" else _rss_mb() - rss0
+    return out
+
+
+def _summary(times: list[float], flops: list[int], batch: int) -> dict:
+    import statistics
+
+    median = statistics.median(times)
+    total_flops, total_t = sum(flops), sum(times)
+    return {"steps": len(times), "step_s_median": median, "step_s_all": times,
+            "samples_per_s": batch / median, "gflop_per_step": total_flops / len(flops) / 1e9,
+            "achieved_gflops": total_flops / total_t / 1e9}
+
+
+def _prepare_store(path: Path, n: int, beats: bool) -> None:
+    sys.path.insert(0, str(ROOT))
+    from ecgssl.data.preprocess import PreprocessConfig
+    from ecgssl.data.store import prepare_store
+    from tests.data.synthetic import SyntheticSource
+
+    prepare_store(SyntheticSource(n), path, PreprocessConfig(beats=beats), workers=0,
+                  progress=False)
+
+
+def _beat_method(store_path: str, device: str):
+    import yaml
+
+    from ecgssl.methods.beat_ssl import build_beat_ssl
+
+    recipe = yaml.safe_load((ROOT / "configs" / "beatssl_cpu.yaml").read_text())
+    return build_beat_ssl(recipe["method"], recipe["encoder"],
+                          {"leads": LEADS_12, "fs": 250}).to(device).train(), recipe
+
+
+def case_beat_ssl(args) -> dict:
+    import torch
+
+    from ecgssl.data.dataset import StoreDataset
+
+    torch.manual_seed(0)
+    method, recipe = _beat_method(args.store, args.device)
+    dataset = StoreDataset(args.store)
+    collate = method.make_collate()
+    batches = [_to(collate([dataset[(k * args.batch + i) % len(dataset)]
+                            for i in range(args.batch)]), args.device) for k in range(2)]
+    rss0 = _rss_mb()
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        mem0 = torch.cuda.memory_allocated()
+    times, _ = _timed_steps(method, batches, args.device, args.steps, args.warmup,
+                            args.precision)
+    # Two views through the encoder, forward + backward; projectors are negligible.
+    enc = conv_encoder_flops(method.encoder, 12, 2500)
+    out = _summary(times, [3 * 2 * enc * args.batch] * len(times), args.batch)
+    out["encoder"] = recipe["encoder"]
+    out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2**20 \
+        if args.device == "cuda" else _rss_mb() - rss0
+    return out
+
+
+def case_loader(args) -> dict:
+    import torch
+
+    from ecgssl.data.dataset import StoreDataset
+    from ecgssl.train.datamodule import PretrainDataModule
+
+    method, _ = _beat_method(args.store, "cpu")
+    dataset = StoreDataset(args.store)
+    rows = {}
+    for workers in sorted({0, args.workers}):
+        dm = PretrainDataModule(dataset, method.make_collate(), args.batch, num_workers=workers,
+                                persistent_workers=True, pin_memory=False, seed=0)
+        loader = dm.train_dataloader()
+        n, t0, first = 0, time.perf_counter(), None
+        for epoch in range(args.loader_epochs):
+            dm.sampler.set_epoch(epoch)
+            for batch in loader:
+                if first is None:
+                    first = time.perf_counter() - t0
+                    t0 = time.perf_counter()  # exclude worker start-up
+                    continue
+                n += batch["signal"].shape[0]
+        dt = time.perf_counter() - t0
+        rows[f"workers={workers}"] = {"samples_per_s": n / dt if dt > 0 else float("nan"),
+                                      "startup_s": first, "samples": n,
+                                      "threads": torch.get_num_threads()}
+    return rows
+
+
+CASES = {"jepa": case_jepa, "beat_ssl": case_beat_ssl, "loader": case_loader}
+
+
+def run_case(kind: str, **kw) -> dict:
+    """Run one case in a fresh interpreter; returns its JSON result (or the error)."""
+    cmd = [sys.executable, __file__, "--case", kind]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"],
+                "wall_s": time.perf_counter() - t0}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+def _markdown(res: dict) -> str:
+    peak = res["matmul"]["peak_gflops"]
+    lines = [f"# Training throughput ({res['device']}{', quick' if res['quick'] else ''})", "",
+             f"Machine: {res['machine']}; torch {res['torch']}, {res['matmul']['threads']} threads."
+             f" float32 matmul peak: **{peak:.0f} GFLOP/s** "
+             f"({', '.join(f'{n}: {g:.0f}' for n, g in res['matmul']['gflops_by_size'].items())})."
+             " Timings on a shared machine are noisy; re-run on a quiet machine for final numbers.",
+             "", "| case | batch | step (s, median) | samples/s | GFLOP/step | achieved GFLOP/s "
+             "| MFU | peak mem (MB) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in res["cases"].items():
+        if "error" in r:
+            lines.append(f"| {name} | | error: {' '.join(r['error'])} | | | | | |")
+            continue
+        if "step_s_median" not in r:
+            continue
+        lines.append(f"| {name} | {r['batch']} | {r['step_s_median']:.3f} | "
+                     f"{r['samples_per_s']:.1f} | {r['gflop_per_step']:.1f} | "
+                     f"{r['achieved_gflops']:.1f} | {r['achieved_gflops'] / peak:.1%} | "
+                     f"{r['peak_mem_mb']:.0f} |")
+    loader = res["cases"].get("data_loader", {})
+    if loader and "error" not in loader:
+        lines += ["", "Data loading (store -> StoreDataset -> Beat-SSL collate, 3KG views):",
+                  ""]
+        for k, v in loader.items():
+            if isinstance(v, dict):
+                lines.append(f"- {k}: {v['samples_per_s']:.0f} samples/s "
+                             f"(start-up {v['startup_s']:.2f} s)")
+        beat = res["cases"].get("beat_ssl_resnet_12lead", {})
+        if "samples_per_s" in beat:
+            lines.append(f"- Beat-SSL model consumption: {beat['samples_per_s']:.1f} samples/s")
+    lines += ["", "FLOPs: analytic, see the module docstring of benchmarks/throughput.py "
+              "(CroPA counted over allowed pairs only, also for the dense-mask implementation, "
+              "so its MFU shows the work it wastes).", "",
+              f"Command: `{res['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--store-windows", type=int, default=48)
+    # one case (internal)
+    parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--encoder", default="vit_small")
+    parser.add_argument("--leads", type=int, default=8)
+    parser.add_argument("--patches", type=int, default=50)
+    parser.add_argument("--attention", default="cropa")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--store", default="")
+    parser.add_argument("--loader-epochs", type=int, default=2)
+    args = parser.parse_args()
+
+    if args.case:
+        import torch
+
+        torch.manual_seed(0)
+        result = CASES[args.case](args)
+        result.update({"batch": args.batch} if args.case != "loader" else {})
+        print(json.dumps(result))
+        return
+
+    import torch
+
+    precision = "bf16" if args.device == "cuda" else "fp32"  # never bf16 on CPU: very slow
+    steps, batch = (1, 2) if args.quick else (args.steps, args.batch)
+    res = {"device": args.device, "quick": args.quick, "machine": platform.processor() or
+           platform.machine(), "torch": torch.__version__, "precision": precision,
+           "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
+           "matmul": matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096)),
+           "cases": {}}
+    print(f"matmul peak {res['matmul']['peak_gflops']:.0f} GFLOP/s", flush=True)
+    vit = "vit_tiny" if args.quick else "vit_small"
+    common = {"device": args.device, "precision": precision, "steps": steps, "batch": batch}
+    for leads, patches in [(8, 50), (12, 100)]:
+        for attention in ("cropa", "dense"):
+            name = f"jepa_{vit}_{leads}x{patches}_{attention}"
+            res["cases"][name] = run_case("jepa", encoder=vit, leads=leads, patches=patches,
+                                          attention=attention, **common)
+            print(name, res["cases"][name].get("samples_per_s", res["cases"][name]), flush=True)
+    if not args.quick:  # paper scale: 1 measured step after 1 warm-up step, small batch on CPU
+        vitb = {**common, "steps": 1, "batch": 4 if args.device == "cpu" else batch}
+        name = "jepa_vit_base_8x50_cropa"
+        res["cases"][name] = run_case("jepa", encoder="vit_base", leads=8, patches=50,
+                                      attention="cropa", **vitb)
+        print(name, res["cases"][name].get("samples_per_s", res["cases"][name]), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        t0 = time.perf_counter()
+        _prepare_store(store, 8 if args.quick else args.store_windows, beats=True)
+        res["store_prepare_s"] = time.perf_counter() - t0
+        res["cases"]["beat_ssl_resnet_12lead"] = run_case("beat_ssl", store=store, **common)
+        print("beat_ssl", res["cases"]["beat_ssl_resnet_12lead"].get("samples_per_s"), flush=True)
+        res["cases"]["data_loader"] = run_case("loader", store=store, batch=batch,
+                                               workers=args.workers,
+                                               loader_epochs=1 if args.quick else 3)
+    for r in res["cases"].values():
+        if "achieved_gflops" in r:
+            r["mfu"] = r["achieved_gflops"] / res["matmul"]["peak_gflops"]
+    stem = f"throughput_{args.device}{'_quick' if args.quick else ''}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{stem}.md").write_text(_markdown(res))
+    print(_markdown(res))
+
+
+if __name__ == "__main__":
+    main()
