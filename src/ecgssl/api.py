@@ -217,8 +217,9 @@ def describe_checkpoint(path: str | Path) -> str:
         enc = load_encoder(path)
         spec, kind = enc.spec, "encoder"
     pre = spec["preprocessing"]
+    overrides = json.dumps(spec["encoder"].get("overrides", {}))
     lines = [f"{kind} {path}",
-             f"  architecture: {spec['encoder']['name']} {json.dumps(spec['encoder'].get('overrides', {}))}",
+             f"  architecture: {spec['encoder']['name']} {overrides}",
              f"  expects: {pre['fs']:g} Hz, {pre['n_samples']} samples, leads "
              f"{', '.join(pre['leads'])}, units {pre.get('units', 'mV')}",
              f"  filters: {pre.get('filters')}  normalisation: {pre.get('normalisation')}"]
