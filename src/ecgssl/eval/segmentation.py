@@ -298,6 +298,7 @@ class SegmentationConfig:
     selection: "dice" | "f1"; leads: lead names for the encoder (None = the store's order as
     built); postprocess: ``mask_to_waves`` kwargs; accelerator: Lightning accelerator;
     folds: run only these fold indices (quick runs; the pooled result then covers only them);
+    keep_models: keep each fold's trained model (best-on-validation weights) in the result;
     head_kwargs: passed to the segmentation head; verbose: Lightning progress bar and INFO logs.
     """
 
@@ -317,6 +318,7 @@ class SegmentationConfig:
     accelerator: str = "auto"
     num_workers: int = 0
     folds: list[int] | None = None
+    keep_models: bool = False
     head_kwargs: dict = field(default_factory=dict)
     verbose: bool = False
 
@@ -344,6 +346,7 @@ class SegmentationCVResult:
     folds: list[dict]
     pooled: SegmentationScorer
     config: dict
+    models: list = field(default_factory=list)  # per-fold trained models when keep_models
 
     def summary(self) -> dict:
         """{"config", "folds": [...], "pooled": scorer summary, "fold_mean_std": {...}}."""
@@ -435,7 +438,7 @@ def cross_validate_segmentation(store, encoder: nn.Module | Callable[[], nn.Modu
                            val_fraction=cfg.val_fraction, seed=cfg.seed)
     rids = _record_ids(store)
     pooled = SegmentationScorer(fs, tolerance_ms=cfg.tolerance_ms)
-    folds = []
+    folds, models = [], []
     fold_ids = range(cfg.n_folds) if cfg.folds is None else cfg.folds
     for i in fold_ids:
         split = splits[i]
@@ -465,4 +468,6 @@ def cross_validate_segmentation(store, encoder: nn.Module | Callable[[], nn.Modu
                       "best_val_score": module.best_score, "history": module.history,
                       "test": test_scorer.summary(),
                       "test_records": sorted({rids[r] for r in test_rows})})
-    return SegmentationCVResult(folds, pooled, asdict(cfg))
+        if cfg.keep_models:
+            models.append(model.eval())
+    return SegmentationCVResult(folds, pooled, asdict(cfg), models)
