@@ -160,7 +160,7 @@ def _rows(encoders: dict[str, Any], cfg: SuiteConfig) -> list[Row]:
         arch = (spec["encoder"]["name"], str(sorted(spec["encoder"]["overrides"].items())))
         if arch not in seen_arch:
             seen_arch[arch] = (spec, leads, takes)
-    for (arch_name, _), (spec, leads, takes) in seen_arch.items():
+    for spec, leads, takes in seen_arch.values():
         label = _arch_label(spec)
         if cfg.random_init:
             rows.append(Row(f"random-init {label}", "random-init",
