@@ -2,7 +2,8 @@
 
 One run measures, on this machine:
 
-(a) the float32 matrix-product peak (best of several n x n sgemm, GFLOP/s): the MFU denominator;
+(a) the float32 matrix-product peak (best of several n x n sgemm, GFLOP/s, measured before and
+    after the cases, best kept): the MFU denominator;
 (b) ECG-JEPA training steps (forward + backward + AdamW + EMA update) at ViT-Small size
     (width 384, depth 8, predictor 384 x 6) for 8 leads x 50 patches and 12 leads x 100 patches,
     structured CroPA side by side with the same model using CroPA as a dense -inf mask;
@@ -117,7 +118,7 @@ def conv_encoder_flops(encoder, n_leads: int, n_samples: int) -> int:
 
 
 # --------------------------------------------------------------------------- measurements
-def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 5) -> dict:
+def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 8) -> dict:
     """Best float32 n x n matmul rate (GFLOP/s) over ``repeats`` per size."""
     import torch
 
@@ -430,6 +431,11 @@ def main() -> None:
         res["cases"]["data_loader"] = run_case("loader", store=store, batch=batch,
                                                workers=args.workers,
                                                loader_epochs=1 if args.quick else 3)
+    # Peak again at the end: on a shared machine the best of the two is the better estimate.
+    again = matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096))
+    res["matmul_end"] = again
+    if again["peak_gflops"] > res["matmul"]["peak_gflops"]:
+        res["matmul"], res["matmul_end"] = again, res["matmul"]
     for r in res["cases"].values():
         if "achieved_gflops" in r:
             r["mfu"] = r["achieved_gflops"] / res["matmul"]["peak_gflops"]

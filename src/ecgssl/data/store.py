@@ -19,7 +19,7 @@ import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -439,7 +439,6 @@ def prepare_store(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
 class ECGStore:
     """A prepared store opened for reading; arrays are memory-mapped, never read whole.
 
@@ -448,10 +447,6 @@ class ECGStore:
         config: ``config.json`` (fs, leads, n_samples, preprocess, hash, label_names, ...).
         manifest: one row per window (pandas DataFrame).
     """
-
-    path: Path
-    config: dict = field(init=False)
-    manifest: pd.DataFrame = field(init=False)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -462,10 +457,17 @@ class ECGStore:
                 hint = " (an unfinished run left a .partial directory: rerun prepare to resume)"
             raise FileNotFoundError(f"{self.path} is not a prepared store: no config.json{hint}")
         self.config = json.loads(cfg_path.read_text())
-        self.manifest = pd.read_csv(self.path / "manifest.csv", dtype={"record_id": str,
-                                                                         "patient_id": str,
-                                                                         "parent_id": str})
+        self._manifest: pd.DataFrame | None = None
         self._arrays: dict[str, np.ndarray] = {}
+
+    @property
+    def manifest(self) -> pd.DataFrame:
+        """One row per window (read on first use: DataLoader workers never need it)."""
+        if self._manifest is None:
+            self._manifest = pd.read_csv(self.path / "manifest.csv",
+                                         dtype={"record_id": str, "patient_id": str,
+                                                "parent_id": str})
+        return self._manifest
 
     def _array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
@@ -478,7 +480,7 @@ class ECGStore:
     def __getstate__(self):
         # Pickled into DataLoader workers without the memmaps; each worker reopens lazily.
         state = dict(self.__dict__)
-        state["_arrays"] = {}
+        state["_arrays"], state["_manifest"] = {}, None
         return state
 
     def __len__(self) -> int:

@@ -126,8 +126,10 @@ class ThreeKGAugment:
         return state
 
     def _generator(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
-        key = ("worker", info.seed) if info is not None else ("main", torch.initial_seed())
+        # Keyed on torch's current seed, in workers too: the training engine reseeds torch per
+        # batch from (seed, epoch, rank, batch), so views are exactly resumable and do not
+        # depend on which worker drew the batch.
+        key = ("seed", torch.initial_seed())
         if self._rng is None or key != self._rng_key:
             self._rng = np.random.default_rng([self.seed, key[1] % (2**63)])
             self._rng_key = key

@@ -381,6 +381,7 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
     from ecgssl.api import save_segmentation_model
     from ecgssl.eval.segmentation import predict_classes
     from ecgssl.plots import plot_ecg, plot_error_histogram
+    from ecgssl.train.export import encoder_spec
 
     row, res = best
     model = res.models[0]
@@ -403,11 +404,7 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
             fig = plot_error_histogram(np.zeros_like(err), err, name=f"{name}: QRS onset",
                                        unit="ms")
             report.add_figure(f"qrs_onset_error_{_slug(name)}", fig, caption=name)
-    spec = {"encoder": {"name": model.encoder.spec["name"],
-                        "overrides": model.encoder.spec.get("overrides",
-                                                            {k: v for k, v in
-                                                             model.encoder.spec.items()
-                                                             if k != "name"})},
+    spec = {"encoder": encoder_spec(model.encoder),
             "preprocessing": {"fs": store.fs, "leads": leads, "n_samples": store.n_samples,
                               "units": store.config.get("units", "mV"),
                               "filters": None, "normalisation": None}}

@@ -350,7 +350,9 @@ def create_vit(name: str, n_leads: int | None = None, lead_names: Sequence[str] 
     elif n_leads is not None and len(names) != n_leads:
         raise ValueError(f"n_leads={n_leads} but {len(names)} lead names {list(names)}")
     cfg = {**VIT_CONFIGS[name], **overrides}
-    return VisionTransformerECG(lead_names=names, **cfg)
+    model = VisionTransformerECG(lead_names=names, **cfg)
+    model.spec["name"] = name  # the registry key, so exports rebuild through it
+    return model
 
 
 def _register(name: str) -> None:

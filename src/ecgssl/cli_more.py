@@ -1,0 +1,321 @@
+"""Subcommands beyond ``prepare``/``info``: pretrain, evaluate, embed, delineate, report, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecgssl.errors import ECGDataError, SpecMismatchError
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------------- pretrain
+
+
+def cmd_pretrain(args) -> int:
+    from ecgssl.train.run import pretrain
+
+    _threads(args.threads)
+    # pretrain() prints where it wrote what (run directory, checkpoints, encoder export).
+    pretrain(args.recipe, args.data, args.out, overrides=args.overrides, resume=args.resume)
+    return 0
+
+
+# --------------------------------------------------------------------------------- evaluate
+
+
+def _parse_encoders(items: list[str]) -> dict:
+    from ecgssl.api import load_encoder
+
+    encoders = {}
+    for item in items:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        path_obj = Path(path)
+        name = name or (path_obj.parent.name if path_obj.name.startswith("encoder")
+                        else path_obj.stem)
+        if name in encoders:
+            raise ValueError(f"two encoders named {name!r}: name them with NAME=PATH")
+        encoders[name] = load_encoder(path_obj)
+    return encoders
+
+
+def _suite_config(args):
+    from ecgssl.cli import _load_yaml
+    from ecgssl.eval.suite import SuiteConfig
+
+    options = _load_yaml(args.config)
+    for key, value in args.set or []:
+        options[key] = value
+    if args.tasks:
+        options["tasks"] = args.tasks.split(",")
+    if args.folds:
+        options["n_folds"] = args.folds
+    known = set(SuiteConfig.__dataclass_fields__)
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"unknown evaluation options {sorted(unknown)}; known: {sorted(known)}")
+    return SuiteConfig(**options)
+
+
+def cmd_evaluate(args) -> int:
+    from ecgssl.data.store import ECGStore
+    from ecgssl.eval.suite import run_suite
+
+    _threads(args.threads)
+    store = ECGStore(args.data)
+    encoders = _parse_encoders(args.encoders)
+    cfg = _suite_config(args)
+    run_suite(encoders, store, args.out, cfg, progress=not args.no_progress)
+    print(f"wrote report {Path(args.out) / 'report.md'} (+ report.json, figures/)")
+    return 0
+
+
+# --------------------------------------------------------------------------------- embed
+
+
+def cmd_embed(args) -> int:
+    from ecgssl.api import load_encoder
+
+    enc = load_encoder(args.checkpoint)
+    source = Path(args.source)
+    if (source / "signals.npy").exists() and (source / "config.json").exists():
+        from ecgssl.data.store import ECGStore
+
+        store = ECGStore(source)
+        ids = store.manifest["record_id"].astype(str).tolist()
+        feats = np.concatenate([
+            enc.embed(np.asarray(store.signals[i:i + 64]), store.fs, store.leads,
+                      missing_leads=args.missing_leads)
+            for i in range(0, len(store), 64)]) if len(store) else np.zeros((0, enc.embed_dim))
+        bad = []
+    else:
+        from tqdm.auto import tqdm
+
+        from ecgssl.io import open_source
+
+        src = open_source(source, kind=args.kind)
+        ids, rows, bad = [], [], []
+        for rid in tqdm(src.record_ids(), desc="embed", unit="rec", disable=args.no_progress):
+            try:
+                rec = src.read(rid)
+                rows.append(enc.embed(rec.signal, rec.fs, rec.leads,
+                                      missing_leads=args.missing_leads))
+                ids.append(rid)
+            except (ECGDataError, SpecMismatchError) as err:
+                if not args.skip_bad:
+                    raise
+                bad.append({"record_id": rid, "problem": str(err)})
+        feats = np.stack(rows) if rows else np.zeros((0, enc.embed_dim), np.float32)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, features=feats.astype(np.float32), record_id=np.array(ids),
+             checkpoint=str(args.checkpoint))
+    print(f"wrote {out}: {len(ids)} x {feats.shape[1]} features"
+          + (f"; skipped {len(bad)} bad records" if bad else ""))
+    for b in bad[:10]:
+        print(f"  {b['record_id']}: {b['problem']}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- delineate
+
+
+def read_one_record(path: str | Path, kind: str | None = None, fs: float | None = None,
+                    leads: list[str] | None = None):
+    """One record from a path without extension (``data/ludb/data/1``) or a ``.npy`` file."""
+    from ecgssl.data.record import Record
+    from ecgssl.io import detect_source_kind, open_source
+
+    path = Path(path)
+    if path.suffix == ".npy":
+        if fs is None or leads is None:
+            raise ValueError("a .npy signal needs --fs and --leads")
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        return Record(signal=np.load(path), fs=fs, leads=list(leads), record_id=path.stem)
+    stem = path.with_suffix("") if path.suffix in (".hea", ".dat", ".mat") else path
+    if not stem.with_suffix(".hea").exists():
+        raise FileNotFoundError(f"no WFDB header {stem.with_suffix('.hea')}")
+    # The record's database decides how it is read (LUDB's gains, CinC's .mat ...).
+    for root in (stem.parent, stem.parent.parent):
+        try:
+            root_kind = kind or detect_source_kind(root)
+        except (ValueError, FileNotFoundError):
+            continue
+        source = open_source(root, kind=root_kind)
+        for rid in source.record_ids():
+            if rid.split("/")[-1] == stem.name:
+                return source.read(rid)
+    raise FileNotFoundError(f"could not find record {stem.name} in {stem.parent}")
+
+
+def cmd_delineate(args) -> int:
+    from ecgssl.api import delineate, load_segmentation_model
+
+    rec = read_one_record(args.record, args.kind, args.fs,
+                          args.leads.split(",") if args.leads else None)
+    waves = delineate(rec.signal, rec.fs, rec.leads, args.model,
+                      missing_leads=args.missing_leads)
+    print(f"{rec.record_id}: {rec.fs:g} Hz, {rec.duration_s:.1f} s")
+    print(f"{'lead':<5} {'wave':<4} {'onset s':>8} {'offset s':>9} {'ms':>5}")
+    for lead, items in waves.items():
+        for w in items:
+            dur = 1000 * (w["offset_s"] - w["onset_s"])
+            print(f"{lead:<5} {w['wave']:<4} {w['onset_s']:8.3f} {w['offset_s']:9.3f} {dur:5.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"record_id": rec.record_id, "waves": waves},
+                                              indent=1))
+        print(f"wrote {args.json}")
+    if args.plot:
+        from ecgssl.api import Encoder
+        from ecgssl.eval.segmentation import predict_classes
+        from ecgssl.plots import plot_ecg
+
+        model, spec = load_segmentation_model(args.model)
+        x, out_leads = Encoder(model, spec).prepare(rec.signal, rec.fs, rec.leads,
+                                                    args.missing_leads)
+        classes = predict_classes(model, x, out_leads)
+        plot_ecg(x, float(spec["preprocessing"]["fs"]), out_leads, layout="rows",
+                 rhythm_lead=None, predicted_waves=classes,
+                 title=f"{rec.record_id}: predicted waves", path=args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- report
+
+
+def cmd_report(args) -> int:
+    """Summarise pretraining runs: a table of their final metrics and their training curves."""
+    import pandas as pd
+
+    from ecgssl.eval.report import Report, markdown_table
+    from ecgssl.plots import plot_training_curves
+
+    report = Report("ecgssl pretraining runs")
+    rows = []
+    for run in args.runs:
+        run = Path(run)
+        csv = run / "metrics.csv"
+        if not csv.exists():
+            raise FileNotFoundError(f"{run} has no metrics.csv (is it a pretraining run dir?)")
+        df = pd.read_csv(csv)
+        last = {c: df[c].dropna().iloc[-1] for c in df.columns if df[c].notna().any()}
+        rows.append({"run": str(run), **{k: (round(float(v), 5) if isinstance(v, float) else v)
+                                         for k, v in last.items()}})
+        report.add_figure(f"curves_{run.name}", plot_training_curves(csv, title=str(run)),
+                          caption=str(run))
+    table = pd.DataFrame(rows)
+    report.add_text("Final logged values", markdown_table(
+        list(table.columns), [[str(v) for v in r] for r in table.itertuples(index=False)]))
+    report.write(args.out)
+    print(table.to_string(index=False))
+    print(f"wrote {Path(args.out) / 'report.md'}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> int:
+    from ecgssl.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, data=args.data, progress=not args.no_progress)
+    return 0
+
+
+# --------------------------------------------------------------------------------- parsers
+
+
+def register(sub, fmt) -> None:
+    from ecgssl.cli import _parse_override
+
+    p = sub.add_parser(
+        "pretrain", help="pretrain an encoder (ECG-JEPA, Beat-SSL) from a YAML recipe",
+        formatter_class=fmt,
+        epilog="example:\n  ecgssl pretrain --recipe configs/jepa_cpu.yaml --data runs/stores/ludb"
+               " --out runs/jepa train.max_steps=200\n"
+               "  ecgssl pretrain --recipe configs/jepa_cpu.yaml --data runs/stores/ludb"
+               " --out runs/jepa --resume last")
+    p.add_argument("--recipe", required=True, help="YAML recipe (see configs/)")
+    p.add_argument("--data", required=True, help="prepared store directory")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", help="'last' or a checkpoint path: continue an interrupted run")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-4")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "evaluate", help="probe, regression and segmentation against baselines; writes a report",
+        formatter_class=fmt,
+        epilog="example:\n  ecgssl evaluate --data runs/stores/ludb --out runs/eval "
+               "jepa=runs/jepa/encoder.safetensors beat=runs/beat/encoder.safetensors\n"
+               "  ecgssl evaluate --data runs/stores/ludb --out runs/eval --tasks probe "
+               "--set seg_epochs=5 runs/jepa")
+    p.add_argument("encoders", nargs="+", help="[NAME=]PATH of encoders (.safetensors, an "
+                   "original ECG-JEPA .pth, or a run directory)")
+    p.add_argument("--data", required=True, help="prepared store (e.g. LUDB with waves)")
+    p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--tasks", help="comma-separated subset of probe,regression,segmentation")
+    p.add_argument("--folds", type=int, help="k of the k-fold CV (default 5)")
+    p.add_argument("--config", help="YAML with SuiteConfig options")
+    p.add_argument("--set", type=_parse_override, action="append", metavar="KEY=VALUE",
+                   help="override one SuiteConfig option, e.g. --set seg_epochs=10")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "embed", help="records or a store -> a feature file (.npz)", formatter_class=fmt,
+        epilog="example:\n  ecgssl embed runs/jepa/encoder.safetensors data/ludb --out "
+               "feats.npz\n  ecgssl embed ecg_jepa_multiblock.pth ../cinc --out cinc.npz")
+    p.add_argument("checkpoint", help="encoder (.safetensors, original .pth, run directory)")
+    p.add_argument("source", help="a data folder (any supported kind) or a prepared store")
+    p.add_argument("--out", required=True, help="output .npz (features, record_id)")
+    p.add_argument("--kind", help="source kind (default: detected)")
+    p.add_argument("--missing-leads", default="error", choices=["error", "zero", "drop"],
+                   help="records lacking some of the encoder's leads")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable records")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser(
+        "delineate", help="print and plot the P/QRS/T waves of a record", formatter_class=fmt,
+        epilog="example:\n  ecgssl delineate data/ludb/data/1 --model "
+               "runs/demo/eval/segmentation_model.pt --plot waves.png")
+    p.add_argument("record", help="record path without extension, or a .npy (with --fs/--leads)")
+    p.add_argument("--model", required=True, help="segmentation model (.pt) from evaluate/demo")
+    p.add_argument("--kind", help="source kind of the record's folder (default: detected)")
+    p.add_argument("--fs", type=float, help="sampling rate of a .npy input (Hz)")
+    p.add_argument("--leads", help="comma-separated lead names of a .npy input")
+    p.add_argument("--missing-leads", default="error", choices=["error", "zero", "drop"])
+    p.add_argument("--plot", help="write a PNG with the waves over the ECG")
+    p.add_argument("--json", help="write the waves as JSON")
+    p.set_defaults(func=cmd_delineate)
+
+    p = sub.add_parser(
+        "report", help="summarise pretraining runs (final metrics, training curves)",
+        formatter_class=fmt,
+        epilog="example:\n  ecgssl report runs/demo/jepa runs/demo/beat_ssl --out runs/summary")
+    p.add_argument("runs", nargs="+", help="pretraining run directories")
+    p.add_argument("--out", required=True, help="report directory")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "demo", help="the quick start: prepare bundled LUDB, pretrain both methods, evaluate",
+        formatter_class=fmt,
+        epilog="example:\n  ecgssl demo            # about 10 minutes on 2 CPU cores\n"
+               "  ecgssl demo --quick    # a smaller run")
+    p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    p.add_argument("--data", help="LUDB folder (default: the bundled data/ludb)")
+    p.add_argument("--quick", action="store_true", help="smaller models and budgets")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)

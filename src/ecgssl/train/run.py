@@ -1,0 +1,370 @@
+"""``pretrain``: one call from a recipe and a prepared store to a run directory.
+
+Run directory layout::
+
+    <out_dir>/config.yaml          resolved recipe (load_recipe reads it back)
+    <out_dir>/run.json             store, resume point, versions, world size, timings
+    <out_dir>/metrics.csv          per-step metrics (CSV logger)
+    <out_dir>/tensorboard/         TensorBoard events (when train.tensorboard)
+    <out_dir>/checkpoints/last.ckpt  (+ stepNNNNNNN.ckpt periodic) full resumable state
+    <out_dir>/encoder.safetensors + encoder.json   exported encoder (ecgssl.train.export)
+
+What resumes exactly (tests/train/test_train_resume.py): from any checkpoint written by this
+engine, epoch boundary or mid-epoch, on the same number of ranks and the same recipe, the
+parameters (online and EMA), optimiser, lr schedule, data order and augmentation / mask random
+streams continue as if never interrupted — bit for bit on CPU with ``num_workers`` of any value.
+Not guaranteed: a different world size or batch size (the data order is then different but still
+disjoint across ranks), GPU kernels that are non-deterministic unless ``train.deterministic``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+import ecgssl
+from ecgssl.errors import SpecMismatchError
+from ecgssl.methods.base import SSLMethod
+from ecgssl.train.callbacks import CollapseMonitor, OnlineLinearProbe, ThroughputMeter
+from ecgssl.train.datamodule import PretrainDataModule
+from ecgssl.train.export import export_encoder
+from ecgssl.train.module import OptimConfig, PretrainModule
+from ecgssl.train.recipes import RecipeError, load_recipe, save_recipe
+
+# method name -> "module:factory"; imported only when used, so that a broken or missing method
+# does not break the others. Factories are called as factory(method_cfg, encoder_cfg).
+METHODS = {
+    "jepa": "ecgssl.methods.jepa:build_jepa",
+    "beat_ssl": "ecgssl.methods.beat_ssl:build_beat_ssl",
+}
+
+
+@dataclass
+class RunResult:
+    """What a pretraining run produced (paths are None where nothing was written)."""
+
+    run_dir: Path
+    config_path: Path
+    checkpoint: Path | None
+    encoder_weights: Path | None
+    encoder_meta: Path | None
+    metrics_csv: Path | None
+    global_step: int
+    epochs: int
+    final_loss: float
+    samples_per_s: float
+    wall_s: float
+
+    def describe(self) -> str:
+        lines = [f"run directory: {self.run_dir}"]
+        for label, path in [("resolved recipe", self.config_path), ("last checkpoint",
+                            self.checkpoint), ("metrics", self.metrics_csv),
+                            ("encoder weights", self.encoder_weights),
+                            ("encoder spec", self.encoder_meta)]:
+            if path is not None:
+                lines.append(f"  {label:<16} {path}")
+        lines.append(f"  {self.global_step} optimiser steps, {self.epochs} epoch(s), final loss "
+                     f"{self.final_loss:.4g}, {self.samples_per_s:.1f} samples/s, "
+                     f"{self.wall_s:.1f} s")
+        return "\n".join(lines)
+
+
+def build_method(recipe: dict[str, Any], data_info: dict[str, Any] | None = None) -> SSLMethod:
+    """The method named by ``recipe["method"]["name"]`` from its registered factory.
+
+    ``data_info`` (``{"leads", "fs", "n_samples"}`` of the store) is passed as a third argument
+    to factories that take one (``build_beat_ssl``).
+    """
+    name = recipe["method"]["name"]
+    if name not in METHODS:
+        raise RecipeError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    module_name, factory_name = METHODS[name].split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as err:
+        raise RecipeError(f"method {name!r} is not available ({METHODS[name]}): {err}") from err
+    method_cfg = {k: v for k, v in recipe["method"].items() if k != "name"}
+    params = inspect.signature(factory).parameters
+    if data_info is not None and len(params) >= 3:
+        method = factory(method_cfg, dict(recipe["encoder"]), dict(data_info))
+    else:
+        method = factory(method_cfg, dict(recipe["encoder"]))
+    if not isinstance(method, SSLMethod):
+        raise TypeError(f"{METHODS[name]} returned {type(method).__name__}, not an SSLMethod")
+    return method
+
+
+def _gpu_requested(accelerator: str) -> bool:
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` -> ``bf16-mixed`` on a GPU with bf16 support, else ``32-true``.
+
+    Raises:
+        RecipeError: a half precision on CPU (very slow on CPU here, and not what runs on GPU).
+    """
+    on_gpu = _gpu_requested(accelerator)
+    if precision == "auto":
+        return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    if precision == "32":
+        return "32-true"
+    if not on_gpu and precision != "32-true":
+        raise RecipeError(f"train.precision={precision} on CPU: use 32-true (or auto); half "
+                          "precision is much slower than float32 on CPU")
+    return precision
+
+
+def resolve_strategy(strategy: str, devices: Any, num_nodes: int) -> str:
+    """``auto`` becomes ``ddp`` when more than one process trains."""
+    if strategy != "auto":
+        return strategy
+    many = num_nodes > 1 or (isinstance(devices, int) and devices > 1) or \
+        (isinstance(devices, list) and len(devices) > 1) or \
+        (devices in ("auto", -1, "-1") and torch.cuda.device_count() > 1)
+    return "ddp" if many else "auto"
+
+
+def _checkpoint_callback(ckpt_dir: Path, train: dict[str, Any]) -> ModelCheckpoint:
+    every_steps = train["checkpoint_every_n_steps"]
+    every_epochs = train["checkpoint_every_n_epochs"]
+    periodic = every_steps > 0 or every_epochs > 0
+    kwargs: dict[str, Any] = {"every_n_train_steps": every_steps} if every_steps > 0 else \
+        {"every_n_epochs": max(1, every_epochs)}
+    # save_top_k=-1 keeps every periodic file; 0 keeps only last.ckpt.
+    return ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True,
+                           save_top_k=-1 if periodic else 0, auto_insert_metric_name=False,
+                           save_on_train_epoch_end=True, **kwargs)
+
+
+def _optim_config(train: dict[str, Any]) -> OptimConfig:
+    return OptimConfig(lr=float(train["lr"]), min_lr=float(train["min_lr"]),
+                       weight_decay=float(train["weight_decay"]),
+                       betas=tuple(float(b) for b in train["betas"]), eps=float(train["eps"]),
+                       warmup_steps=train["warmup_steps"],
+                       warmup_epochs=float(train["warmup_epochs"]))
+
+
+def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | Path, *,
+        store_config: dict[str, Any] | None = None, training_summary: dict[str, Any] | None = None,
+        resume: str | Path | None = None, probe_dataset: Any = None,
+        callbacks: list[pl.Callback] | None = None) -> RunResult:
+    """Train ``method`` on ``dataset`` as ``recipe`` (already resolved by ``load_recipe``) says.
+
+    The lower-level entry point of ``pretrain``: any map-style dataset of dicts, any
+    ``SSLMethod``. The encoder is exported at the end when ``store_config`` is given.
+
+    Args:
+        resume: a checkpoint path, or ``"last"`` for ``<out_dir>/checkpoints/last.ckpt``.
+        callbacks: extra Lightning callbacks (e.g. for tests).
+    """
+    t0 = time.perf_counter()
+    train, data = recipe["train"], recipe["data"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    if resume == "last":
+        resume = ckpt_dir / "last.ckpt"
+    if resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {resume}")
+    torch.set_float32_matmul_precision(train["matmul_precision"])
+    precision = resolve_precision(train["precision"], train["accelerator"])
+    strategy = resolve_strategy(train["strategy"], train["devices"], train["num_nodes"])
+    if train["compile"]:
+        for child in method.children():
+            child.compile()  # in place: parameter names (and checkpoints) stay the same
+
+    pl.seed_everything(train["seed"], workers=False, verbose=False)
+    datamodule = PretrainDataModule(
+        dataset, method.make_collate(), train["batch_size"], num_workers=data["num_workers"],
+        persistent_workers=data["persistent_workers"], pin_memory=data["pin_memory"],
+        prefetch_factor=data["prefetch_factor"], shuffle=data["shuffle"],
+        drop_last=data["drop_last"], seed=train["seed"])
+    module = PretrainModule(method, _optim_config(train))
+
+    meter = ThroughputMeter()
+    cbs: list[pl.Callback] = [_checkpoint_callback(ckpt_dir, train), meter]
+    if train["progress_bar"]:
+        cbs.append(TQDMProgressBar(refresh_rate=max(1, train["log_every_n_steps"] // 2)))
+    if train["collapse_every_n_steps"] > 0:
+        cbs.append(CollapseMonitor(train["collapse_every_n_steps"]))
+    probe_cfg = recipe.get("probe", {})
+    if probe_dataset is not None and probe_cfg.get("every_n_epochs", 0) > 0:
+        cbs.append(OnlineLinearProbe(probe_dataset, probe_cfg["every_n_epochs"],
+                                     probe_cfg["val_fraction"], probe_cfg["max_samples"],
+                                     probe_cfg["batch_size"], probe_cfg["seed"]))
+    cbs.extend(callbacks or [])
+    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="", version="")]
+    if train["tensorboard"]:
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
+
+    trainer = pl.Trainer(
+        accelerator=train["accelerator"], devices=train["devices"], num_nodes=train["num_nodes"],
+        strategy=strategy, precision=precision,
+        max_epochs=train["max_epochs"] if train["max_epochs"] is not None else -1,
+        max_steps=train["max_steps"] if train["max_steps"] is not None else -1,
+        accumulate_grad_batches=train["accumulate_grad_batches"],
+        gradient_clip_val=train["gradient_clip_val"], logger=loggers, callbacks=cbs,
+        enable_progress_bar=train["progress_bar"], log_every_n_steps=train["log_every_n_steps"],
+        default_root_dir=str(out), use_distributed_sampler=False, num_sanity_val_steps=0,
+        deterministic=train["deterministic"], enable_model_summary=train["progress_bar"])
+
+    if trainer.is_global_zero:
+        save_recipe(recipe, out / "config.yaml")
+    # Lightning's CSV logger deletes an existing metrics.csv: keep the history of a resumed run.
+    previous = _read_metrics(out / "metrics.csv") if resume and trainer.is_global_zero else None
+    # weights_only=False: the checkpoint carries RNG states and the method's resume state (not
+    # only tensors). Resume only from checkpoints you trust (your own runs).
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None,
+                weights_only=False)
+    last = ckpt_dir / "last.ckpt"
+    if trainer.interrupted:
+        # Ctrl-C: Lightning returns normally, possibly mid-step. Keep the last checkpoint written
+        # at a step boundary (exact resume) and do not export a half-trained encoder.
+        print(f"training interrupted at step {trainer.global_step}; resume with "
+              f"resume={last if last.exists() else 'a checkpoint'}", flush=True)
+        store_config = None
+    else:
+        # The periodic callback may not have fired at the final step (step-based periods).
+        trainer.save_checkpoint(last)
+    if previous is not None:
+        _merge_metrics(out / "metrics.csv", previous)
+
+    weights = meta = None
+    summary = dict(training_summary or {})
+    summary.update({"method": recipe["method"], "global_step": trainer.global_step,
+                    "epochs_completed": trainer.current_epoch,
+                    "batch_size": train["batch_size"] * trainer.world_size
+                    * train["accumulate_grad_batches"],
+                    "samples_seen": trainer.global_step * train["batch_size"] * trainer.world_size
+                    * train["accumulate_grad_batches"]})
+    if trainer.is_global_zero and store_config is not None:
+        weights, meta = export_encoder(method.encoder, out / "encoder", store_config, summary,
+                                       leads=recipe["data"]["leads"])
+    loss = trainer.callback_metrics.get("train/loss")
+    result = RunResult(
+        run_dir=out, config_path=out / "config.yaml", checkpoint=last if last.exists() else None,
+        encoder_weights=weights, encoder_meta=meta,
+        metrics_csv=out / "metrics.csv" if (out / "metrics.csv").exists() else None,
+        global_step=trainer.global_step, epochs=trainer.current_epoch,
+        final_loss=float(loss) if loss is not None else float("nan"),
+        samples_per_s=meter.samples_per_s, wall_s=time.perf_counter() - t0)
+    if trainer.is_global_zero:
+        info = {"ecgssl_version": ecgssl.__version__, "torch": torch.__version__,
+                "lightning": lightning.__version__, "python": platform.python_version(),
+                "precision": precision, "strategy": strategy, "world_size": trainer.world_size,
+                "resumed_from": str(resume) if resume else None, "training": summary,
+                "result": {k: (str(v) if isinstance(v, Path) else v)
+                           for k, v in asdict(result).items()}}
+        (out / "run.json").write_text(json.dumps(info, indent=2, default=str))
+        print(result.describe(), flush=True)
+    return result
+
+
+def _read_metrics(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+
+
+def _merge_metrics(path: Path, previous) -> None:
+    """Prepend the rows of the interrupted run that precede the resumed steps."""
+    import pandas as pd
+
+    new = _read_metrics(path)
+    if new is None or "step" not in new or "step" not in previous:
+        return
+    kept = previous[previous["step"] < new["step"].min()]
+    pd.concat([kept, new], ignore_index=True).to_csv(path, index=False)
+
+
+def _store_summary(store_path: Path, config: dict[str, Any], n_used: int) -> dict[str, Any]:
+    summary: dict[str, Any] = {"store": str(store_path), "store_hash": config.get("hash"),
+                               "n_windows": config.get("n_windows"), "n_windows_used": n_used}
+    manifest = store_path / "manifest.csv"
+    if manifest.is_file():
+        import pandas as pd
+
+        cols = pd.read_csv(manifest, usecols=lambda c: c in ("source", "patient_id"))
+        if "source" in cols:
+            summary["sources"] = {str(k): int(v) for k, v in
+                                  cols["source"].value_counts().items()}
+        if "patient_id" in cols:
+            summary["n_patients"] = int(cols["patient_id"].nunique())
+    return summary
+
+
+def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: Path) -> None:
+    """Refuse a store that does not have what the recipe's ``data`` section asks for.
+
+    Raises:
+        SpecMismatchError: rate, length, leads or extras differ (the message says which).
+    """
+    problems = []
+    if data["fs"] is not None and float(data["fs"]) != float(store_config["fs"]):
+        problems.append(f"fs {store_config['fs']} Hz, recipe wants {data['fs']}")
+    if data["n_samples"] is not None and int(data["n_samples"]) != int(store_config["n_samples"]):
+        problems.append(f"{store_config['n_samples']} samples per window, recipe wants "
+                        f"{data['n_samples']}")
+    missing = [x for x in (data["leads"] or []) if x not in store_config["leads"]]
+    if missing:
+        problems.append(f"no leads {missing} (has {store_config['leads']})")
+    extras = store_config.get("extras") or []
+    missing_extras = [x for x in (data["extras"] or []) if x not in extras]
+    if missing_extras:
+        problems.append(f"no extras {missing_extras} (has {extras}); prepare it with them")
+    if problems:
+        raise SpecMismatchError(f"store {store_path}: " + "; ".join(problems))
+
+
+def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_dir: str | Path,
+             overrides: list[str] | None = None, resume: str | Path | None = None) -> RunResult:
+    """Pretrain the recipe's method on a prepared store; writes a run directory (module doc).
+
+    Args:
+        recipe: a recipe dict or YAML path (``ecgssl.train.recipes``).
+        store_path: a directory written by ``ecgssl.data.store.prepare_store``.
+        out_dir: the run directory (created).
+        overrides: dotted overrides, e.g. ``["train.lr=1e-4", "data.batch_size=32"]``.
+        resume: checkpoint path or ``"last"``; the recipe must match the checkpoint's run.
+    """
+    from ecgssl.data.dataset import StoreDataset
+    from ecgssl.data.store import ECGStore
+
+    resolved = load_recipe(recipe, overrides)
+    store_path = Path(store_path)
+    config_file = store_path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{store_path} is not a prepared store (no config.json)")
+    store_config = json.loads(config_file.read_text())
+    check_store(resolved["data"], store_config, store_path)
+    store = ECGStore(store_path)
+    n_max = resolved["data"]["max_samples"]
+    indices = None if n_max is None or n_max >= len(store) else list(range(n_max))
+    leads = resolved["data"]["leads"]
+    dataset = StoreDataset(store, indices=indices, leads=leads)
+    data_info = {"leads": list(leads or store_config["leads"]), "fs": float(store_config["fs"]),
+                 "n_samples": int(store_config["n_samples"])}
+    pl.seed_everything(resolved["train"]["seed"], workers=False, verbose=False)
+    method = build_method(resolved, data_info)
+
+    probe_dataset = None
+    if resolved["probe"]["every_n_epochs"] > 0:
+        if not resolved["probe"]["store"]:
+            raise RecipeError("probe.every_n_epochs > 0 needs probe.store (a labelled store)")
+        probe_dataset = StoreDataset(ECGStore(resolved["probe"]["store"]))
+    return fit(resolved, method, dataset, out_dir, store_config=store_config,
+               training_summary=_store_summary(store_path, store_config, len(dataset)),
+               resume=resume, probe_dataset=probe_dataset)
