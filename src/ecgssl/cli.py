@@ -40,7 +40,7 @@ def _load_yaml(path: str | None) -> dict:
 def cmd_prepare(args) -> int:
     from ecgssl.data.preprocess import PreprocessConfig
     from ecgssl.data.store import prepare_store
-    from ecgssl.io import open_source
+    from ecgssl.io import open_sources
 
     options = _load_yaml(args.config)
     prep = dict(options.get("preprocess", options))
@@ -51,7 +51,7 @@ def cmd_prepare(args) -> int:
     # Signal-value checks (NaN, flat, absurd amplitude) are the store's, per its config; the
     # reader still rejects structural problems (missing, truncated, mismatched files).
     source_options.setdefault("checks", None)
-    source = open_source(args.source, kind=args.kind, **source_options)
+    source = open_sources(args.source, kind=args.kind, **source_options)
     report = prepare_store(source, args.out, cfg, workers=args.workers, skip_bad=args.skip_bad,
                            overwrite=args.overwrite, max_records=args.max_records,
                            progress=not args.no_progress)
@@ -96,9 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "prepare", help="read a data source once into a memory-mapped store", formatter_class=fmt,
         epilog="example:\n  ecgssl prepare data/ludb --out runs/stores/ludb\n"
-               "  ecgssl prepare ../cinc --out runs/stores/cinc --skip-bad --set fs=500",
+               "  ecgssl prepare ../cinc --out runs/stores/cinc --skip-bad --set fs=500\n"
+               "  ecgssl prepare data/ludb ../cinc ../mitdb --out runs/stores/mix "
+               "--set lead_aliases={MLII:II} --set allow_upsampling=true",
     )
-    p.add_argument("source", help="a folder (LUDB, PTB-XL, CinC, WFDB records, your own files)")
+    p.add_argument("source", nargs="+",
+                   help="one or more folders (LUDB, PTB-XL, CinC, WFDB records, your own files)")
     p.add_argument("--out", required=True, help="store directory to write")
     p.add_argument("--kind", choices=["ludb", "cinc", "ptbxl", "wfdb", "long", "folder"],
                    help="source kind (default: detected)")

@@ -99,3 +99,14 @@ def test_truncated_copy_is_skipped_and_reported(tmp_path, shared_data):
     assert report["n_windows"] == 2
     (bad,) = report["bad_records"]
     assert bad["record_id"] == "ludb/2" and "truncated" in bad["problem"].lower()
+
+
+def test_several_sources_in_one_store(tmp_path, shared_data):
+    rc = main(["prepare", str(shared_data / "cinc2021-sample"), str(shared_data / "mitdb-100"),
+               "--out", str(tmp_path / "mix"), "--workers", "0", "--no-progress",
+               "--set", "beats=false", "--set", "lead_aliases={MLII: II}"])
+    assert rc == 0
+    s = ECGStore(tmp_path / "mix")
+    assert len(s) == 50 + 180
+    assert set(s.manifest["source"]) == {"cinc2021-sample", "mitdb-100"}
+    assert s.manifest["record_id"].str.startswith("mitdb-100/100@").sum() == 180

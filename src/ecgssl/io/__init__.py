@@ -27,6 +27,7 @@ from ecgssl.io.sources import (
     FolderSource,
     LongRecordSource,
     LUDBSource,
+    MultiSource,
     PTBXLSource,
     Source,
     WFDBSource,
@@ -99,10 +100,43 @@ def open_source(path: str | Path, kind: str | None = None, **options) -> Source:
     return SOURCE_CLASSES[kind](path, **options)
 
 
+def open_sources(paths, kind: str | None = None, **options):
+    """One source for one path; a ``MultiSource`` named after the folders for several."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if len(paths) == 1:
+        return open_source(paths[0], kind=kind, **options)
+    names = [p.name or str(p) for p in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sources need distinct folder names, got {names}")
+    return MultiSource([open_source(p, kind=kind, name=n, **options)
+                        for p, n in zip(paths, names)])
+
+
 __all__ = [
-    "DEFAULT_CHECKS", "LUDB_LABEL_GROUPS", "PTBXL_AGGREGATIONS", "SOURCE_KINDS", "CincSource",
-    "FolderSource", "LUDBSource", "LongRecordSource", "PTBXLSource", "SignalChecks", "Source",
-    "WFDBSource", "check_signal", "detect_source_kind", "iter_windows", "ludb_label_names",
-    "ludb_masks", "open_source", "ptbxl_split", "read_cinc", "read_long_record", "read_ludb",
-    "read_wfdb", "wave_mask",
+    "CincSource",
+    "DEFAULT_CHECKS",
+    "FolderSource",
+    "LUDBSource",
+    "LUDB_LABEL_GROUPS",
+    "LongRecordSource",
+    "MultiSource",
+    "PTBXLSource",
+    "PTBXL_AGGREGATIONS",
+    "SOURCE_KINDS",
+    "SignalChecks",
+    "Source",
+    "WFDBSource",
+    "check_signal",
+    "detect_source_kind",
+    "iter_windows",
+    "ludb_label_names",
+    "ludb_masks",
+    "open_source",
+    "open_sources",
+    "ptbxl_split",
+    "read_cinc",
+    "read_long_record",
+    "read_ludb",
+    "read_wfdb",
+    "wave_mask",
 ]

@@ -209,3 +209,43 @@ SOURCE_CLASSES = {cls.kind: cls for cls in (LUDBSource, CincSource, PTBXLSource,
                                             LongRecordSource, FolderSource)}
 __all__ = ["Source", "SOURCE_CLASSES", "ECGDataError"] + [c.__name__ for c in
                                                           SOURCE_CLASSES.values()]
+
+
+class MultiSource:
+    """Several sources read as one (e.g. LUDB + CinC + Holter windows for pretraining).
+
+    Record ids stay those of each source, which are prefixed by the source's name; give the
+    sources distinct names (``open_sources`` names each after its folder).
+    """
+
+    kind = "multi"
+
+    def __init__(self, sources: list):
+        if not sources:
+            raise ValueError("MultiSource needs at least one source")
+        self.sources = list(sources)
+        self.name = "+".join(s.name for s in self.sources)
+        self.path = ";".join(str(getattr(s, "root", "")) for s in self.sources)
+        self._owner: dict[str, int] = {}
+        for k, source in enumerate(self.sources):
+            for rid in source.record_ids():
+                if rid in self._owner:
+                    raise ValueError(f"record id {rid!r} appears in two sources "
+                                     f"({self.sources[self._owner[rid]].name}, {source.name}); "
+                                     "give the sources distinct names")
+                self._owner[rid] = k
+
+    def record_ids(self) -> list[str]:
+        return list(self._owner)
+
+    def read(self, record_id: str) -> Record:
+        if record_id not in self._owner:
+            raise KeyError(f"{record_id!r} is not a record of {self.name!r}")
+        return self.sources[self._owner[record_id]].read(record_id)
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __iter__(self) -> Iterator[Record]:
+        for rid in self._owner:
+            yield self.read(rid)

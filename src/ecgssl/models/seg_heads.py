@@ -132,7 +132,8 @@ class UpsamplingHead(nn.Module):
     """
 
     def __init__(self, embed_dim: int, stride: int, n_leads: int, per_lead: bool = True,
-                 hidden: int = 32, n_classes: int = N_WAVE_CLASSES, kernel: int = 5):
+                 hidden: int = 32, n_classes: int = N_WAVE_CLASSES, kernel: int = 5,
+                 step: int = 5):
         super().__init__()
         _check_positive(embed_dim=embed_dim, stride=stride, n_leads=n_leads, hidden=hidden,
                         n_classes=n_classes, kernel=kernel)
@@ -140,10 +141,14 @@ class UpsamplingHead(nn.Module):
             raise ValueError(f"kernel must be odd, got {kernel}")
         self.embed_dim, self.stride, self.n_leads = int(embed_dim), int(stride), int(n_leads)
         self.per_lead, self.n_classes = bool(per_lead), int(n_classes)
+        # Decoding works at ``step`` input samples per position (20 ms at 250 Hz by default):
+        # five times cheaper than full rate, and the class logits are interpolated back to
+        # every sample at the end, so boundaries still fall between positions.
+        self.step = int(step) if step >= 1 and self.stride % int(step) == 0 else 1
         # A transposed convolution with kernel = stride (non-overlapping), written as one
         # Linear per token: the same function, and far faster than ConvTranspose1d on CPU.
         self.hidden = int(hidden)
-        self.up = nn.Linear(self.embed_dim, self.hidden * self.stride)
+        self.up = nn.Linear(self.embed_dim, self.hidden * (self.stride // self.step))
         # Per-lead: the lead's own samples; shared map: all leads' samples.
         raw_channels = 1 if self.per_lead else self.n_leads
         out_channels = self.n_classes if self.per_lead else self.n_leads * self.n_classes
@@ -165,10 +170,17 @@ class UpsamplingHead(nn.Module):
                 raise ValueError(f"expected time map (B={batch}, D, P), got {tuple(feats.shape)}")
             seq, raw = feats, x
         n_seq, _, n_tokens = seq.shape
-        y = self.up(seq.transpose(1, 2))  # (N, P, hidden * stride)
-        y = y.reshape(n_seq, n_tokens, self.hidden, self.stride).permute(0, 2, 1, 3)
-        y = _resize(y.reshape(n_seq, self.hidden, n_tokens * self.stride), n_samples)
+        per_token = self.stride // self.step
+        y = self.up(seq.transpose(1, 2))  # (N, P, hidden * stride / step)
+        y = y.reshape(n_seq, n_tokens, self.hidden, per_token).permute(0, 2, 1, 3)
+        n_low = -(-n_samples // self.step)
+        y = _resize(y.reshape(n_seq, self.hidden, n_tokens * per_token), n_low)
+        if self.step > 1:
+            raw = F.avg_pool1d(F.pad(raw, (0, n_low * self.step - n_samples)), self.step)
         y = self.classifier(self.refine(torch.cat([y, raw], dim=1)))
+        if self.step > 1:
+            y = F.interpolate(y, size=n_low * self.step, mode="linear", align_corners=False)
+            y = y[..., :n_samples]
         return y.reshape(batch, n_leads, self.n_classes, n_samples)
 
 
