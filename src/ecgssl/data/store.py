@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         if masks is not None:
             # Expert interval targets (HR, QRS, PR, QT) at the source's own rate, for the
             # feature-prediction task; NaN where not measurable (no P in AF).
-            from ecgssl.eval.regression import INTERVAL_TARGETS, ludb_interval_targets
+            from ecgssl.data.intervals import INTERVAL_TARGETS, ludb_interval_targets
 
             measures = ludb_interval_targets(part.annotations["waves"], part.fs)
             row.update({f"target_{name}": measures[name] for name in INTERVAL_TARGETS})
@@ -220,16 +220,24 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, dict]:
     return np.nan_to_num(z, nan=0.0).astype(np.float32), stats
 
 
-def _concat_to_memmap(path: Path, parts: list[Path], name: str, shape_tail, dtype, total: int):
-    """Stream chunk arrays into one .npy memmap without holding them all in memory."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(total, *shape_tail))
-    pos = 0
-    for part in parts:
-        arr = np.load(part / name, mmap_mode="r")
-        out[pos : pos + len(arr)] = arr
-        pos += len(arr)
-    out.flush()
-    del out
+def _concat_to_npy(path: Path, parts: list[Path], name: str, shape_tail, dtype, total: int):
+    """Stream chunk arrays into one .npy file, one chunk in memory at a time.
+
+    Plain writes rather than a writable memmap: dirty mapped pages would count against the
+    process's resident memory and grow with the store.
+    """
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": (total, *shape_tail)}
+    written = 0
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for part in parts:
+            arr = np.ascontiguousarray(np.load(part / name), dtype=dtype)
+            f.write(arr.tobytes())
+            written += len(arr)
+    if written != total:
+        raise RuntimeError(f"{path}: wrote {written} rows, expected {total}")
 
 
 def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
@@ -243,9 +251,9 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     if n == 0:
         raise ECGDataError(source_info.get("path", "?"), f"no usable records ({len(bad)} bad)")
     n_leads, n_samples = len(cfg.leads), cfg.n_samples
-    _concat_to_memmap(partial / "signals.npy", with_windows, "signals.npy",
+    _concat_to_npy(partial / "signals.npy", with_windows, "signals.npy",
                       (n_leads, n_samples), np.float32, n)
-    _concat_to_memmap(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
+    _concat_to_npy(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
                       (n_leads,), bool, n)
     labels = [lab for m in metas for lab in m.get("labels", [])]
     label_names = sorted({lab for labs in labels for lab in labs})
@@ -259,9 +267,9 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     manifest.to_csv(partial / "manifest.csv", index=False)
     extras = []
     if all((c / "masks.npy").exists() for c in with_windows):
-        _concat_to_memmap(partial / "masks.npy", with_windows, "masks.npy",
+        _concat_to_npy(partial / "masks.npy", with_windows, "masks.npy",
                           (n_leads, n_samples), np.int8, n)
-        _concat_to_memmap(partial / "spans.npy", with_windows, "spans.npy", (n_leads, 2),
+        _concat_to_npy(partial / "spans.npy", with_windows, "spans.npy", (n_leads, 2),
                           np.int32, n)
         extras.append("waves")
     beat_info = {}
@@ -393,8 +401,11 @@ def prepare_store(
     bar = tqdm(total=len(record_ids), initial=n_done, desc=f"prepare {out.name}", unit="rec",
                disable=not progress)
 
-    def consume(results_iter, k: int, group: list[str]):
-        windows, bad, bad_windows = [], [], []
+    def consume(results_iter) -> None:
+        """Collect results in record order and write each finished group as one chunk."""
+        groups_left = iter(todo)
+        k, group = next(groups_left, (None, None))
+        windows, bad = [], []
         for rid, result, problem in results_iter:
             bar.update(1)
             if problem is not None:
@@ -404,20 +415,28 @@ def prepare_store(
                 bar.set_postfix(bad=len(bad))
             else:
                 windows.extend(result[0])
-                bad_windows.extend(result[1])
-        bad.extend(bad_windows)
-        _write_chunk(chunks / f"{k:06d}", group, windows, bad)
+                bad.extend(result[1])
+            if rid == group[-1]:
+                _write_chunk(chunks / f"{k:06d}", group, windows, bad)
+                windows, bad = [], []
+                k, group = next(groups_left, (None, None))
 
+    pending = [rid for _, group in todo for rid in group]
+    # Import what the workers use once, here, so forked workers do not each import it.
+    from ecgssl.data import intervals  # noqa: F401
+    from ecgssl.io import long_records, ludb  # noqa: F401
+
+    if cfg.beats:
+        from ecgssl.data import beats  # noqa: F401
     try:
-        if workers and workers > 1 and len(record_ids) > 1:
-            with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                     initargs=(source, cfg)) as pool:
-                for k, group in todo:
-                    consume(pool.map(_work, group, chunksize=4), k, group)
+        if workers and workers > 1 and len(pending) > 1:
+            # imap streams results in order while workers run ahead: no barrier per chunk.
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(source, cfg)) as pool:
+                consume(pool.imap(_work, pending, chunksize=4))
         else:
             _init_worker(source, cfg)
-            for k, group in todo:
-                consume(map(_work, group), k, group)
+            consume(map(_work, pending))
     finally:
         bar.close()
     t_read = time.perf_counter() - t0
