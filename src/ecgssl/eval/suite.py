@@ -51,6 +51,8 @@ class SuiteConfig:
         label_prefix: only labels starting with one of these (e.g. ``["rhythm:"]``), or all.
         seg_epochs, seg_batch_size, seg_lr: segmentation training budget (same for every row).
         seg_folds: run only these segmentation folds (quick runs; stated in the report).
+        finetune_epochs, finetune_lr: budget of the supervised-from-scratch classifier (the
+            whole encoder + a linear head trained on the labels; epoch chosen on validation).
         random_init, supervised, classical: which baselines to add.
         n_boot: bootstrap resamples for CIs; seed: every random choice.
         plots: write figures.
@@ -65,6 +67,8 @@ class SuiteConfig:
     seg_batch_size: int = 16
     seg_lr: float = 1e-3
     seg_folds: list[int] | None = None
+    finetune_epochs: int = 15
+    finetune_lr: float = 1e-3
     random_init: bool = True
     supervised: bool = True
     classical: bool = True
@@ -185,6 +189,25 @@ def _features(row: Row, view: LeadView, batch_size: int = 32) -> np.ndarray:
                               leads=row.leads if row.takes_leads else None, progress=False)
 
 
+def _supervised_classifier(row: Row, store, labels, label_names, splits, cfg) -> dict:
+    """Supervised from scratch: encoder + linear head trained on the labels, per fold."""
+    from ecgssl.eval.finetune import finetune
+    from ecgssl.eval.probe import _mean_std
+
+    view = LeadView(store, row.leads)
+    signals = np.stack([view.signals[i] for i in range(len(store))])
+    folds = []
+    for k, split in enumerate(splits):
+        torch.manual_seed(cfg.seed + k)
+        out = finetune(row.make(), signals, labels, split, task="multilabel",
+                       class_names=label_names, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
+                       batch_size=32, leads=row.leads if row.takes_leads else None,
+                       seed=cfg.seed + k, n_boot=cfg.n_boot)
+        folds.append(out)
+    return {"macro_auroc": _mean_std([f.result.macro_auroc for f in folds]),
+            "macro_f1": _mean_std([f.result.macro_f1 for f in folds]), "folds": folds}
+
+
 def _label_matrix(store, cfg: SuiteConfig) -> tuple[np.ndarray, list[str], list[str]]:
     labels = np.asarray(store.labels)
     names = store.label_names
@@ -276,8 +299,9 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     splits = patient_kfold(cfg.n_folds, patient_ids=pids,
                            labels=labels if labels.shape[1] else None, seed=cfg.seed)
     frozen_rows = [r for r in rows if r.kind != "supervised"]
-    bar = tqdm(total=len(frozen_rows) * (("probe" in cfg.tasks) + ("regression" in cfg.tasks))
-               + len(rows) * ("segmentation" in cfg.tasks), desc="evaluate", unit="task",
+    bar = tqdm(total=len(frozen_rows) * ("regression" in cfg.tasks)
+               + len(rows) * (("segmentation" in cfg.tasks) + ("probe" in cfg.tasks)),
+               desc="evaluate", unit="task",
                disable=not progress)
     features: dict[str, np.ndarray] = {}
 
@@ -294,8 +318,14 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                               class_names=label_names, n_boot=cfg.n_boot,
                                               seed=cfg.seed)
             bar.update(1)
+        for row in (r for r in rows if r.kind == "supervised"):
+            probe[row.name] = _supervised_classifier(row, store, labels, label_names, splits,
+                                                     cfg)
+            bar.update(1)
         note = (f"{cfg.n_folds}-fold CV by patient; mean +- std over folds; {len(label_names)} "
-                f"labels with >= {cfg.min_positives} positives")
+                f"labels with >= {cfg.min_positives} positives; supervised rows: whole encoder "
+                f"+ linear head trained from random init, {cfg.finetune_epochs} epochs, epoch "
+                f"chosen on validation macro AUROC")
         if dropped:
             note += f"; left out (too few positives): {', '.join(dropped)}"
         report.add_classification("Linear probe on frozen features (multi-label)",
@@ -356,8 +386,11 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
         label = row.name + (" (frozen encoder + decoder)" if row.kind != "supervised" else "")
         scorers[label] = res.pooled
         seg_results[label] = res.summary()
-        if row.kind == "pretrained" and best_model is None:
-            best_model = (row, res)
+        # The model saved for `ecgssl delineate` (and drawn in the overlay): the pretrained row
+        # with the best validation score of fold 0, a choice made on validation only.
+        val = res.folds[0]["best_val_score"] if res.folds else float("-inf")
+        if row.kind == "pretrained" and (best_model is None or val > best_model[2]):
+            best_model = (row, res, val)
         bar.update(1)
     if cfg.classical:
         view = LeadView(store, score_leads, score_leads)
@@ -383,7 +416,7 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
     from ecgssl.plots import plot_ecg, plot_error_histogram
     from ecgssl.train.export import encoder_spec
 
-    row, res = best
+    row, res, _ = best
     model = res.models[0]
     fold = res.folds[0]
     # A record from fold 0's test part, predicted by fold 0's model (never trained on it).
