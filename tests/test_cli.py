@@ -11,7 +11,7 @@ import torch
 from ecgssl.cli import main
 from ecgssl.data.leads import LEADS_8
 
-LUDB_RECORDS = 12
+LUDB_RECORDS = 40
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def small(tmp_path_factory, shared_data):
     torch.set_num_threads(1)
     run = root / "jepa"
     assert main(["pretrain", "--recipe", "configs/jepa_cpu.yaml", "--data", str(store),
-                 "--out", str(run), "train.max_steps=4", "train.batch_size=4"]) == 0
+                 "--out", str(run), "train.max_steps=4", "train.batch_size=4",
+                 "train.warmup_epochs=0"]) == 0
     from ecgssl.data.store import ECGStore
     from ecgssl.models import create_encoder
     from ecgssl.train.export import export_encoder
@@ -101,7 +102,7 @@ def test_evaluate_delineate_and_report(small, shared_data, tmp_path, capsys):
     rc = main(["evaluate", f"jepa={small['run']}", f"cnn={small['cnn']}", "--data",
                str(small["store"]), "--out", str(out), "--folds", "3", "--no-progress",
                "--set", "seg_epochs=1", "--set", "seg_folds=[0]", "--set", "n_boot=20",
-               "--set", "min_positives=3", "--set", "supervised=false",
+               "--set", "min_positives=8", "--set", "supervised=false",
                "--set", "classical=false", "--threads", "1"])
     assert rc == 0, capsys.readouterr().err
     report = (out / "report.md").read_text()

@@ -217,7 +217,9 @@ def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | 
         max_steps=train["max_steps"] if train["max_steps"] is not None else -1,
         accumulate_grad_batches=train["accumulate_grad_batches"],
         gradient_clip_val=train["gradient_clip_val"], logger=loggers, callbacks=cbs,
-        enable_progress_bar=train["progress_bar"], log_every_n_steps=train["log_every_n_steps"],
+        enable_progress_bar=train["progress_bar"],
+        # A run shorter than the logging interval still logs (every step then).
+        log_every_n_steps=min(train["log_every_n_steps"], train["max_steps"] or 10**9),
         default_root_dir=str(out), use_distributed_sampler=False, num_sanity_val_steps=0,
         deterministic=train["deterministic"], enable_model_summary=train["progress_bar"])
 
