@@ -33,3 +33,11 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def pytest_configure(config):
+    # Test tensors are tiny: one intra-op thread avoids OpenMP spin-waiting, which made small
+    # ops up to 40x slower on a busy 2-core machine.
+    import torch
+
+    torch.set_num_threads(1)

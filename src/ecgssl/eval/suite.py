@@ -34,7 +34,7 @@ from ecgssl.errors import SpecMismatchError
 
 log = logging.getLogger(__name__)
 
-TASKS = ("probe", "regression", "segmentation")
+TASKS = ("probe", "lowlabel", "regression", "segmentation")
 
 
 @dataclass
@@ -42,8 +42,11 @@ class SuiteConfig:
     """Options of ``run_suite``.
 
     Attributes:
-        tasks: subset of ``TASKS``.
+        tasks: subset of ``TASKS`` ("lowlabel": linear probe on seeded subsets of the training
+            labels of the first split, ``low_label_fractions`` x ``low_label_subsets``).
         n_folds: k of the k-fold CV by patient (all tasks share the same folds).
+        split: ``"auto"`` (PTB-XL's folds 1-8 / 9 / 10 when the manifest has ``strat_fold``,
+            else k-fold by patient), ``"kfold"`` or ``"ptbxl"``.
         score_leads: leads on which segmentation is trained and scored for every row, so rows
             are comparable (default: the 8 independent leads I, II, V1-V6 present in the store).
         min_positives: classification labels with fewer positive windows are left out (named in
@@ -58,8 +61,11 @@ class SuiteConfig:
         plots: write figures.
     """
 
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    tasks: list[str] = field(default_factory=lambda: ["probe", "regression", "segmentation"])
     n_folds: int = 5
+    split: str = "auto"
+    low_label_fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    low_label_subsets: int = 3
     score_leads: list[str] | None = None
     min_positives: int = 10
     label_prefix: list[str] | None = None
@@ -82,6 +88,8 @@ class SuiteConfig:
             raise ValueError(f"unknown tasks {sorted(unknown)}; choose from {TASKS}")
         if self.n_folds < 2:
             raise ValueError("n_folds must be >= 2")
+        if self.split not in ("auto", "kfold", "ptbxl"):
+            raise ValueError(f"split must be 'auto', 'kfold' or 'ptbxl', got {self.split!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,8 +304,16 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     manifest = store.manifest
     pids = manifest["patient_id"].astype(str).tolist()
     labels, label_names, dropped = _label_matrix(store, cfg)
-    splits = patient_kfold(cfg.n_folds, patient_ids=pids,
-                           labels=labels if labels.shape[1] else None, seed=cfg.seed)
+    use_ptbxl = cfg.split == "ptbxl" or (cfg.split == "auto" and "strat_fold" in manifest)
+    if use_ptbxl:
+        from ecgssl.eval.splits import ptbxl_standard_split
+
+        splits = [ptbxl_standard_split(manifest)]
+    else:
+        splits = patient_kfold(cfg.n_folds, patient_ids=pids,
+                               labels=labels if labels.shape[1] else None, seed=cfg.seed)
+    split_note = ("PTB-XL standard split (folds 1-8 train, 9 validation, 10 test)" if use_ptbxl
+                  else f"{cfg.n_folds}-fold CV by patient; mean +- std over folds")
     frozen_rows = [r for r in rows if r.kind != "supervised"]
     bar = tqdm(total=len(frozen_rows) * ("regression" in cfg.tasks)
                + len(rows) * (("segmentation" in cfg.tasks) + ("probe" in cfg.tasks)),
@@ -305,7 +321,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                disable=not progress)
     features: dict[str, np.ndarray] = {}
 
-    if "probe" in cfg.tasks or "regression" in cfg.tasks:
+    if {"probe", "lowlabel", "regression"} & set(cfg.tasks):
         for row in frozen_rows:
             features[row.name] = _features(row, LeadView(store, row.leads))
 
@@ -322,7 +338,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
             probe[row.name] = _supervised_classifier(row, store, labels, label_names, splits,
                                                      cfg)
             bar.update(1)
-        note = (f"{cfg.n_folds}-fold CV by patient; mean +- std over folds; {len(label_names)} "
+        note = (f"{split_note}; {len(label_names)} "
                 f"labels with >= {cfg.min_positives} positives; supervised rows: whole encoder "
                 f"+ linear head trained from random init, {cfg.finetune_epochs} epochs, epoch "
                 f"chosen on validation macro AUROC")
@@ -335,6 +351,24 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
         results["probe_labels"] = label_names
         if cfg.plots:
             _probe_figures(report, probe, labels, label_names, features, splits)
+
+    if "lowlabel" in cfg.tasks and labels.shape[1]:
+        from ecgssl.eval.probe import low_label_probe
+
+        low = {}
+        for row in frozen_rows:
+            by_fraction = low_label_probe(features[row.name], labels, splits[0],
+                                          fractions=tuple(cfg.low_label_fractions),
+                                          n_subsets=cfg.low_label_subsets, seed=cfg.seed,
+                                          class_names=label_names, n_boot=cfg.n_boot)
+            for frac, res in by_fraction.items():
+                low[f"{row.name} @ {frac:.0%} labels (n={res['n_train']})"] = res
+        report.add_classification(
+            "Low-label linear probe (first split)", low,
+            note=f"seeded subsets of the training labels ({cfg.low_label_subsets} per "
+                 "fraction, mean +- std); validation and test unchanged")
+        results["lowlabel"] = {k: {"macro_auroc": v["macro_auroc"], "macro_f1": v["macro_f1"]}
+                               for k, v in low.items()}
 
     targets = _targets(store)
     if "regression" in cfg.tasks and targets is not None:

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from ecgssl.api import load_encoder
+from ecgssl.data.leads import LEADS_8
+from ecgssl.data.preprocess import PreprocessConfig
+from ecgssl.data.store import ECGStore, prepare_store
+from ecgssl.eval.suite import LeadView, SuiteConfig, run_suite
+from ecgssl.io import open_source
+from ecgssl.models import create_encoder
+from ecgssl.train.export import export_encoder
+
+
+@pytest.fixture(scope="module")
+def ludb40(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("suite")
+    prepare_store(open_source(shared_data / "ludb", checks=None), root / "store",
+                  PreprocessConfig(beats=False), workers=0, max_records=40, progress=False)
+    store = ECGStore(root / "store")
+    torch.manual_seed(0)
+    cnn = create_encoder("resnet1d_small", n_leads=8, widths=[8, 8, 8, 8, 16])
+    export_encoder(cnn, root / "cnn", store.config, leads=list(LEADS_8))
+    return store, load_encoder(root / "cnn.safetensors"), root
+
+
+def test_lead_view_selects_rows_and_empties_unscored_spans(ludb40):
+    store = ludb40[0]
+    view = LeadView(store, ["V1", "II"], score_leads=["II"])
+    np.testing.assert_array_equal(view.signals[3], store.signals[3][[6, 1]])
+    assert (view.spans[:, 0] == 0).all() and (view.spans[:, 1] == store.spans[:, 1]).all()
+
+
+def test_suite_probe_lowlabel_regression_with_baselines(ludb40):
+    store, enc, root = ludb40
+    cfg = SuiteConfig(tasks=["probe", "lowlabel", "regression"], n_folds=3, n_boot=20,
+                      min_positives=8, supervised=False, plots=False,
+                      low_label_fractions=[0.25, 1.0], low_label_subsets=2)
+    res = run_suite({"cnn": enc}, store, root / "report", cfg, progress=False)
+    assert set(res["probe"]) == {"cnn", "random-init resnet1d_small"}
+    assert res["probe"]["cnn"]["macro_auroc"]["n"] == 3
+    assert any("@ 25% labels" in k for k in res["lowlabel"])
+    assert 0 < res["regression"]["cnn"]["hr_bpm"]["mae"] < 60
+    text = (root / "report" / "report.md").read_text()
+    assert "Low-label" in text and "random-init" in text
+
+
+def test_suite_refuses_other_rate_and_bad_options(ludb40, tmp_path):
+    store, enc, _ = ludb40
+    enc.spec["preprocessing"]["fs"] = 500.0
+    try:
+        with pytest.raises(ValueError, match="expects 500 Hz"):
+            run_suite({"cnn": enc}, store, tmp_path, SuiteConfig(tasks=["probe"]))
+    finally:
+        enc.spec["preprocessing"]["fs"] = 250.0
+    with pytest.raises(ValueError, match="unknown tasks"):
+        SuiteConfig(tasks=["nope"])
+    with pytest.raises(ValueError, match="split"):
+        SuiteConfig(split="random")
