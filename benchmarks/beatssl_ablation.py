@@ -162,7 +162,7 @@ def pretrain_row(recipe: Path, store: Path, run_dir: Path, overrides: list[str],
         saved = json.loads(stamp.read_text())
         if saved.get("recipe") == resolved and saved.get("store") == str(store):
             print(f"reusing {run_dir}", flush=True)
-            return saved
+            return {**saved, "reused": True}
     t0 = time.perf_counter()
     result = pretrain(recipe, store, run_dir, overrides=overrides)
     row = {"recipe_file": recipe.name, "recipe": resolved, "store": str(store),
@@ -229,7 +229,7 @@ def _ms(d: dict) -> str:
 def markdown_table(rows: list[dict]) -> str:
     head = ("| row | rhythm loss | gamma | beat loss | probe macro AUROC | probe macro F1 | "
             "seg Dice P / QRS / T | seg F1 QRS / T / P (mean) | final loss | partner acc | "
-            "feature eff. rank | paper T1 AUROC / F1, T2 F1 |")
+            "feature eff. rank / std | paper T1 AUROC / F1, T2 F1 |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         s = r["segmentation"]
@@ -244,7 +244,8 @@ def markdown_table(rows: list[dict]) -> str:
             f"{_f(s['QRS_f1'])} / {_f(s['T_f1'])} / {_f(s['P_f1'])} ({_f(s['mean_f1'])}) | "
             f"{_f(r.get('final', {}).get('loss'))} | "
             f"{_f(r.get('final', {}).get('rhythm_partner_acc'), 2)} | "
-            f"{_f(r['features'].get('repr_eff_rank'), 1)} | {paper_txt} |")
+            f"{_f(r['features'].get('repr_eff_rank'), 1)} / "
+            f"{_f(r['features'].get('repr_std'), 3)} | {paper_txt} |")
     return "\n".join(lines)
 
 
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     else ""),
                      "paper": ABLATION.get(recipe.name), "final": info["final"],
                      "pretrain_s": info["pretrain_s"], "global_step": info["global_step"],
-                     "samples_per_s": info["samples_per_s"], "run_dir": info["run_dir"]})
+                     "samples_per_s": info["samples_per_s"], "run_dir": info["run_dir"],
+                     "reused": bool(info.get("reused"))})
         encoders[name] = load_encoder(work / "runs" / name)
         print(f"    {info['pretrain_s']:.0f} s, final {info['final']}", flush=True)
     t_pre = time.perf_counter() - t_start - t_prep
@@ -397,8 +399,17 @@ def main(argv: list[str] | None = None) -> int:
 def render_markdown(out: dict) -> str:
     b = out["budget"]
     w = out["wall_s"]
+    trained = [r for r in out["rows"] if r["kind"] == "pretrained"]
+    pre_s = sum(r["pretrain_s"] for r in trained)
+    n_reused = sum(bool(r.get("reused")) for r in trained)
+    reuse_note = (f" ({n_reused} of {len(trained)} rows reused from an earlier run with the "
+                  f"identical resolved recipe and store; their training time as measured then)"
+                  if n_reused else "")
     n_labels = len(out["probe_labels"])
     seg_folds = ", ".join(map(str, b["seg_folds"]))
+    seg_scope = (f"all {b['n_folds']} test folds pooled (the same patient folds for every row)"
+                 if sorted(b["seg_folds"]) == list(range(b["n_folds"])) else
+                 f"test fold(s) {seg_folds} of {b['n_folds']} only (for time)")
     notes = [
         f"Command: `{out['command']}` ({out['date']}; {out['machine']}).",
         "",
@@ -414,25 +425,25 @@ def render_markdown(out: dict) -> str:
         f"{b['n_folds']}-fold CV by patient, {n_labels} LUDB diagnosis labels with >= 10 "
         f"positives, C and thresholds chosen on validation, macro AUROC / F1 mean +- std over the "
         f"{b['n_folds']} test folds; segmentation: frozen encoder + U-Net decoder, "
-        f"{b['seg_epochs']} epochs, epoch chosen on validation Dice, test fold(s) {seg_folds} of "
-        f"{b['n_folds']} only (for time), leads I, II, V1-V6, annotated span only; Dice pooled "
-        f"over the test leads; F1 = mean of onset and offset F1 (+-150 ms), '(mean)' = mean of "
-        f"the three waves.",
+        f"{b['seg_epochs']} epochs, epoch chosen on validation Dice, {seg_scope}, leads I, II, "
+        f"V1-V6, annotated span only; Dice pooled over the test leads; F1 = mean of onset and "
+        f"offset F1 (+-150 ms), '(mean)' = mean of the three waves.",
         "",
         "Diagnostics: final loss and rhythm partner accuracy (the other view of the same ECG "
         "ranked first among the 2B-1 candidates) are the mean of the last three logged training "
-        "values; feature eff. rank is the effective rank of the pooled features of the 200 LUDB "
-        "records (near 1 = collapse).",
+        "values; feature eff. rank / std: effective rank of the pooled features of the 200 LUDB "
+        "records and the mean std across records of the L2-normalised features (rank near 1 or "
+        "std near 0 = collapse).",
         "",
         "Paper column: Beat-SSL Table 1 as summarised in docs/methods.md section 2 (T1 = PTB-XL "
         "superdiagnostic macro AUROC / F1, T2 = LUDB segmentation F1), only for the rows it "
         "reports, after pretraining at scale: a reference for the ordering, not numbers this "
         "CPU-scale run can reach. The probe here is on the LUDB diagnoses, not PTB-XL.",
         "",
-        f"Wall time: prepare {w['prepare']:.0f} s, pretraining {w['pretrain']:.0f} s, evaluation "
-        f"{w['evaluate']:.0f} s, total {w['total'] / 60:.1f} min. Shared, busy machine: timings "
-        f"and (through thread scheduling only) nothing else are noisy; re-run on a quiet machine "
-        f"for timings.",
+        f"Wall time: prepare {w['prepare']:.0f} s, pretraining {pre_s:.0f} s in all "
+        f"({pre_s / max(1, len(trained)):.0f} s per row){reuse_note}, evaluation "
+        f"{w['evaluate']:.0f} s; this invocation {w['total'] / 60:.1f} min. Shared, busy machine "
+        f"(other jobs running): timings are noisy; re-run on a quiet machine for timings.",
     ]
     return ("# Beat-SSL ablation at CPU scale\n\n" + markdown_table(out["rows"]) + "\n\n"
             + "\n".join(notes) + "\n")

@@ -99,7 +99,8 @@ def classification_table(rows, digits: int = 3) -> tuple[str, list[dict]]:
     Columns: macro AUROC [95 % CI], macro F1 [95 % CI], classes evaluated / skipped, test
     records, protocol details (chosen C or epoch, training records).
     """
-    header = ["model", "macro AUROC [95% CI]", "macro F1 [95% CI]", "classes (skipped)",
+    # One test split: value [95 % bootstrap CI]; cross-validation / seeds: mean +- std (n runs).
+    header = ["model", "macro AUROC ([95% CI] or mean +- std)", "macro F1", "classes (skipped)",
               "n test", "selection"]
     md_rows, js = [], []
     for name, value in _as_rows(rows):

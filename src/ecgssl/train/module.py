@@ -134,7 +134,8 @@ class PretrainModule(pl.LightningModule):
                              "max_epochs / max_steps, batch size and devices)")
         warmup = self.warmup_steps()
         if warmup >= total:
-            raise ValueError(f"warm-up ({warmup} steps) must be shorter than the run ({total})")
+            raise ValueError(f"warm-up ({warmup} steps) must be shorter than the run ({total}); "
+                             "set train.warmup_epochs=0 or train.warmup_steps=N for short runs")
         groups = self.method.param_groups(self.optim.weight_decay)
         for group in groups:
             group["lr"] = self.optim.lr * float(group.pop("lr_scale", 1.0))
