@@ -236,14 +236,19 @@ def _targets(store) -> tuple[np.ndarray, list[str]] | None:
     return store.manifest[cols].to_numpy(dtype=np.float32), list(INTERVAL_TARGETS)
 
 
-def _classical_rows(view: LeadView, score_leads: list[str], methods=("prominence",)):
-    """neurokit2 delineators on every scored lead of every annotated window, same scorer."""
+def _classical_rows(view: LeadView, score_leads: list[str], methods=("prominence",),
+                    records: set[str] | None = None):
+    """neurokit2 delineators on every scored lead of the annotated windows (of ``records``,
+    the test records of the learned rows, when given), scored by the same code."""
     from ecgssl.eval.delineation_baselines import AnnotatedLead, evaluate_nk_baseline
     from ecgssl.eval.postprocess import mask_to_waves
 
     fs = float(view.config["fs"])
     items = []
+    parents = view.manifest["parent_id"].astype(str).tolist()
     for i, rid in enumerate(view.manifest["record_id"].tolist()):
+        if records is not None and parents[i] not in records:
+            continue
         signals, masks = view.signals[i], view.masks[i]
         for k, lead in enumerate(view.leads):
             start, end = view.spans[i, k]
@@ -408,7 +413,7 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
     from ecgssl.eval.segmentation import SegmentationConfig, cross_validate_segmentation
 
     seg_results, scorers = {}, {}
-    best_model = None
+    best_model = last_result = None
     for row in rows:
         view = LeadView(store, row.leads, score_leads)
         seg_cfg = SegmentationConfig(
@@ -416,7 +421,7 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
             lr=cfg.seg_lr, freeze_encoder=row.kind != "supervised", seed=cfg.seed,
             leads=row.leads if row.takes_leads else None, folds=cfg.seg_folds,
             keep_models=True)
-        res = cross_validate_segmentation(view, row.make, seg_cfg)
+        res = last_result = cross_validate_segmentation(view, row.make, seg_cfg)
         label = row.name + (" (frozen encoder + decoder)" if row.kind != "supervised" else "")
         scorers[label] = res.pooled
         seg_results[label] = res.summary()
@@ -428,7 +433,11 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
         bar.update(1)
     if cfg.classical:
         view = LeadView(store, score_leads, score_leads)
-        for name, result in _classical_rows(view, score_leads).items():
+        # Only the records the learned rows were tested on (all of them unless seg_folds).
+        tested = None
+        if cfg.seg_folds is not None and last_result is not None:
+            tested = {r for fold in last_result.folds for r in fold["test_records"]}
+        for name, result in _classical_rows(view, score_leads, records=tested).items():
             scorers[name] = result.scorer
             seg_results[name] = {"pooled": result.scorer.summary(),
                                  "failures": result.failures}
