@@ -394,6 +394,9 @@ def _quiet_lightning(verbose: bool):
             # Small CPU runs: Lightning's hints about workers and batch sizes are noise here.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*")
+            # A frozen encoder is in eval mode on purpose.
+            warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
             yield
     finally:
         logger.setLevel(level)

@@ -201,16 +201,19 @@ def _supervised_classifier(row: Row, store, labels, label_names, splits, cfg) ->
     """Supervised from scratch: encoder + linear head trained on the labels, per fold."""
     from ecgssl.eval.finetune import finetune
     from ecgssl.eval.probe import _mean_std
+    from ecgssl.eval.segmentation import _quiet_lightning
 
     view = LeadView(store, row.leads)
     signals = np.stack([view.signals[i] for i in range(len(store))])
     folds = []
     for k, split in enumerate(splits):
         torch.manual_seed(cfg.seed + k)
-        out = finetune(row.make(), signals, labels, split, task="multilabel",
-                       class_names=label_names, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-                       batch_size=32, leads=row.leads if row.takes_leads else None,
-                       seed=cfg.seed + k, n_boot=cfg.n_boot)
+        with _quiet_lightning(False):
+            out = finetune(row.make(), signals, labels, split, task="multilabel",
+                           class_names=label_names, epochs=cfg.finetune_epochs,
+                           lr=cfg.finetune_lr, batch_size=32,
+                           leads=row.leads if row.takes_leads else None, seed=cfg.seed + k,
+                           n_boot=cfg.n_boot)
         folds.append(out)
     return {"macro_auroc": _mean_std([f.result.macro_auroc for f in folds]),
             "macro_f1": _mean_std([f.result.macro_f1 for f in folds]), "folds": folds}
