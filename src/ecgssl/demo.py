@@ -25,8 +25,10 @@ REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "ludb"
 
 # Budgets (optimiser steps, segmentation epochs) of the full and the quick demo.
 BUDGETS = {
-    "full": {"jepa_steps": 300, "beat_steps": 200, "seg_epochs": 15, "n_boot": 500},
-    "quick": {"jepa_steps": 80, "beat_steps": 50, "seg_epochs": 4, "n_boot": 200},
+    "full": {"jepa_steps": 300, "beat_steps": 200, "seg_epochs": 15, "finetune_epochs": 10,
+             "n_boot": 500},
+    "quick": {"jepa_steps": 80, "beat_steps": 50, "seg_epochs": 4, "finetune_epochs": 3,
+              "n_boot": 200},
 }
 
 
@@ -43,7 +45,8 @@ def _summary_lines(results: dict) -> list[str]:
     probe = results.get("probe", {})
     seg = results.get("segmentation", {})
     reg = results.get("regression", {})
-    names = list(dict.fromkeys(list(probe) + [k.split(" (frozen")[0] for k in seg]))
+    names = list(dict.fromkeys(list(probe) + [k.split(" (frozen")[0] for k in seg
+                                              if not k.startswith("neurokit2")]))
     header = (f"{'model':<44} {'probe AUROC':>12} {'HR MAE':>7} {'QRS F1':>7} {'T F1':>6} "
               f"{'P F1':>6}")
     lines += [header, "-" * len(header)]
@@ -117,7 +120,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
     print(f"[4/4] evaluating against baselines -> {out / 'report'}")
     encoders = {"ECG-JEPA": load_encoder(out / "jepa"), "Beat-SSL": load_encoder(out / "beat_ssl")}
     cfg = SuiteConfig(n_folds=5, seg_epochs=budget["seg_epochs"], seg_folds=[0],
-                      n_boot=budget["n_boot"])
+                      finetune_epochs=budget["finetune_epochs"], n_boot=budget["n_boot"])
     results = run_suite(encoders, store, out / "report", cfg,
                         title="ecgssl demo: LUDB, CPU scale", progress=progress)
     timings["evaluate_s"] = time.perf_counter() - t

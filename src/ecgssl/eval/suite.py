@@ -472,8 +472,11 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
     pred = predict_classes(model, view.signals[i], row.leads if row.takes_leads else None)
     leads = list(row.leads)
     expert = np.asarray(view.masks[i])
-    fig = plot_ecg(np.asarray(view.signals[i]), store.fs, leads, layout="rows",
-                   rhythm_lead=None, waves=expert, predicted_waves=pred,
+    # Only the scored leads: the others were neither trained on nor scored.
+    keep = [k for k, lead in enumerate(leads) if lead in score_leads]
+    fig = plot_ecg(np.asarray(view.signals[i])[keep], store.fs, [leads[k] for k in keep],
+                   layout="rows", rhythm_lead=None, waves=expert[keep],
+                   predicted_waves=pred[keep],
                    title=f"{rid}: expert (upper shading) vs {row.name} (hatched)")
     report.add_figure("segmentation_overlay", fig,
                       caption=f"{rid} (test fold 0): expert vs predicted waves")
