@@ -162,7 +162,10 @@ def load_segmentation_model(path: str | Path, device: str = "cpu"):
     ckpt = torch.load(path, map_location=device, weights_only=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "ecgssl-segmentation":
         raise SpecMismatchError(f"{path} is not an ecgssl segmentation model")
-    spec = ckpt["encoder_spec"]
+    spec = dict(ckpt["encoder_spec"])
+    # Leads the decoder was trained and scored on (others are input only).
+    spec["scored_leads"] = ckpt.get("info", {}).get("scored_leads",
+                                                    spec["preprocessing"]["leads"])
     encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
     model = build_seg_model(encoder, len(spec["preprocessing"]["leads"]),
                             freeze_encoder=ckpt["freeze_encoder"])
@@ -180,7 +183,8 @@ def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], model: str | 
             writes one).
     Returns:
         lead -> list of ``{"wave": "P"|"QRS"|"T", "onset_s", "offset_s"}`` in seconds of the
-        input (after the model's crop: the first ``n_samples`` at its rate).
+        input (after the model's crop: the first ``n_samples`` at its rate), for the leads the
+        model was trained to delineate.
     """
     from ecgssl.eval.segmentation import predict_waves
 
@@ -189,9 +193,10 @@ def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], model: str | 
     x, out_leads = enc.prepare(signal, fs, leads, missing_leads)
     rate = float(spec["preprocessing"]["fs"])
     _, waves = predict_waves(seg, x, rate, leads=out_leads)
+    scored = set(spec["scored_leads"])
     return {lead: [{"wave": WAVE_NAMES[int(code)], "onset_s": float(on) / rate,
                     "offset_s": float(off) / rate} for code, on, off in lead_waves]
-            for lead, lead_waves in zip(out_leads, waves)}
+            for lead, lead_waves in zip(out_leads, waves) if lead in scored}
 
 
 # ------------------------------------------------------------------------------ records

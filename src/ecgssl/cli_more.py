@@ -183,8 +183,9 @@ def cmd_delineate(args) -> int:
         x, out_leads = Encoder(model, spec).prepare(rec.signal, rec.fs, rec.leads,
                                                     args.missing_leads)
         classes = predict_classes(model, x, out_leads)
-        plot_ecg(x, float(spec["preprocessing"]["fs"]), out_leads, layout="rows",
-                 rhythm_lead=None, predicted_waves=classes,
+        keep = [k for k, lead in enumerate(out_leads) if lead in spec["scored_leads"]]
+        plot_ecg(x[keep], float(spec["preprocessing"]["fs"]), [out_leads[k] for k in keep],
+                 layout="rows", rhythm_lead=None, predicted_waves=classes[keep],
                  title=f"{rec.record_id}: predicted waves", path=args.plot)
         print(f"wrote {args.plot}")
     return 0

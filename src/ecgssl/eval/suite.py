@@ -491,7 +491,8 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
                               "units": store.config.get("units", "mV"),
                               "filters": None, "normalisation": None}}
     save_segmentation_model(model, Path(out_dir) / "segmentation_model.pt", spec,
-                            {"row": row.name, "fold": 0, "store": str(store.path)})
+                            {"row": row.name, "fold": 0, "store": str(store.path),
+                             "scored_leads": list(score_leads)})
 
 
 def _probe_figures(report, probe, labels, names, features, splits) -> None:
