@@ -106,14 +106,15 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
 
     t = time.perf_counter()
     print(f"[2/4] pretraining ECG-JEPA ({budget['jepa_steps']} steps) -> {out / 'jepa'}")
+    quiet = [] if progress else ["train.progress_bar=false"]
     pretrain(recipe_path("jepa_cpu.yaml"), out / "store", out / "jepa",
-             overrides=[f"train.max_steps={budget['jepa_steps']}"])
+             overrides=[f"train.max_steps={budget['jepa_steps']}", *quiet])
     timings["jepa_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     print(f"[3/4] pretraining Beat-SSL ({budget['beat_steps']} steps) -> {out / 'beat_ssl'}")
     pretrain(recipe_path("beatssl_cpu.yaml"), out / "store", out / "beat_ssl",
-             overrides=[f"train.max_steps={budget['beat_steps']}"])
+             overrides=[f"train.max_steps={budget['beat_steps']}", *quiet])
     timings["beat_ssl_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
