@@ -555,8 +555,8 @@ class ECGStore:
         return self._array("features")
 
     def rpeaks(self, i: int) -> np.ndarray:
-        off = self._array("rpeak_offsets")
-        return np.asarray(self._array("rpeaks")[off[i] : off[i + 1]])
+        """R-peak sample indices of window ``i`` (beats extra)."""
+        return np.asarray(self._array("rpeaks")[self.beat_slice(i)])
 
     def beat_slice(self, i: int) -> slice:
         off = self._array("rpeak_offsets")

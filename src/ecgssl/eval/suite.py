@@ -106,6 +106,12 @@ class _RowSelect:
     def __len__(self) -> int:
         return len(self.base)
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.base.shape[0], len(self.rows), self.base.shape[-1])
+
+    ndim = 3
+
     def __getitem__(self, i):
         return np.asarray(self.base[i])[..., self.rows, :]
 
@@ -192,8 +198,8 @@ def _features(row: Row, view: LeadView, batch_size: int = 32) -> np.ndarray:
     from ecgssl.eval.embeddings import compute_embeddings
 
     encoder = row.make()
-    signals = np.stack([view.signals[i] for i in range(len(view.manifest))])
-    return compute_embeddings(encoder, signals, batch_size=batch_size,
+    # The view streams batches from the store's memmap: memory stays flat with store size.
+    return compute_embeddings(encoder, view.signals, batch_size=batch_size,
                               leads=row.leads if row.takes_leads else None, progress=False)
 
 
