@@ -63,6 +63,21 @@ ABERRANT_CORR = 0.7      # correlation with the median beat below this = differe
 
 _REFERENCE_LEADS = ("II", "MLII")
 
+# AAMI EC57 beat classes and the mapping of MIT-BIH beat annotation symbols onto them, used to
+# score ``classify_beats`` against reference beat labels (benchmarks/beat_classifier_accuracy.py).
+AAMI_CLASS_NAMES = ("N", "S", "V", "F", "Q")
+_AAMI_OF_SYMBOL = {
+    **dict.fromkeys("NLRej", "N"),   # normal, bundle branch block, atrial / nodal escape
+    **dict.fromkeys("AaJS", "S"),    # atrial (aberrated) / nodal / supraventricular premature
+    **dict.fromkeys("VE", "V"),      # premature ventricular contraction, ventricular escape
+    "F": "F",                        # fusion of ventricular and normal
+    # Every other MIT beat symbol: paced '/', paced fusion 'f', unclassifiable 'Q' (the EC57 Q
+    # class) and those outside the EC57 table ('?', 'r' R-on-T PVC, 'n' SV escape, 'B' BBB).
+    **dict.fromkeys("/fQ?rnB", "Q"),
+}
+# ``classify_beats`` class index -> AAMI class (normal -> N, supraventricular -> S, ventricular -> V).
+BEAT_CLASS_TO_AAMI = ("N", "S", "V")
+
 
 @dataclass
 class BeatAnnotation:
@@ -385,6 +400,23 @@ def classify_beats(beat_features: np.ndarray) -> np.ndarray:
     classes[premature & ~ventricular] = 1
     classes[ventricular] = 2
     return classes
+
+
+def aami_class(symbol: str) -> str:
+    """AAMI EC57 class (one of ``AAMI_CLASS_NAMES``) of one MIT-BIH beat annotation symbol.
+
+    N, L, R, e, j -> N; A, a, J, S -> S; V, E -> V; F -> F; every other beat symbol
+    (/, f, Q, ?, r, n, B) -> Q. Raises ``ValueError`` for a non-beat annotation ('+', '~', ...).
+    """
+    try:
+        return _AAMI_OF_SYMBOL[symbol]
+    except KeyError:
+        raise ValueError(f"{symbol!r} is not a MIT-BIH beat annotation symbol") from None
+
+
+def aami_classes(symbols) -> np.ndarray:
+    """(n,) int8 indices into ``AAMI_CLASS_NAMES`` of n beat annotation symbols (``aami_class``)."""
+    return np.array([AAMI_CLASS_NAMES.index(aami_class(s)) for s in symbols], dtype=np.int8)
 
 
 def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "?"):
