@@ -146,6 +146,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _autocast(precision: str):
+    """bf16 autocast on CUDA for precision "bf16"; a disabled context otherwise."""
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
 def _rss_mb() -> float:
     import resource
 
@@ -157,14 +166,12 @@ def _timed_steps(method, batches, device: str, steps: int, warmup: int, precisio
     import torch
 
     opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-4)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else \
-        torch.autocast("cpu", enabled=False)
     times, ratios = [], []
     for i in range(warmup + steps):
         batch = batches[i % len(batches)]
         _sync(device)
         t0 = time.perf_counter()
-        with amp:
+        with _autocast(precision):
             loss, metrics = method.training_step_loss(batch, i, warmup + steps)
         loss.backward()
         opt.step()
@@ -225,6 +232,119 @@ def case_jepa(args) -> dict:
     out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2**20 \
         if args.device == "cuda" else _rss_mb() - rss0
     return out
+
+
+def _attention_free(q, k, v, n_leads):
+    """Stand-in for CroPA that costs nothing (returns v): the step's attention-free floor."""
+    return v
+
+
+def case_jepa_side_by_side(args) -> dict:
+    """One model, its CroPA switched per step: structured, dense mask, attention-free floor.
+
+    Steps interleave (round r runs one step of each mode on the same batch and the same mask:
+    the mask generator is rewound before each mode), so machine noise hits all modes alike.
+    The attention-free floor bounds any attention implementation: dense / floor is the largest
+    speed-up over the dense mask that attention alone can give.
+    """
+    import statistics
+
+    import torch
+
+    import ecgssl.models.vit as vit_module
+    from ecgssl.methods.jepa import build_jepa
+
+    leads = LEADS_8 if args.leads == 8 else LEADS_12
+    width, depth, _ = VIT[args.encoder]
+    pwidth, pdepth = (32, 1) if args.encoder == "vit_tiny" else (384, 6)
+    torch.manual_seed(0)
+    method = build_jepa(
+        {"leads": leads, "predictor_embed_dim": pwidth, "predictor_depth": pdepth,
+         "predictor_num_heads": 4 if pwidth == 32 else 12,
+         "mask": {"type": "block", "seed": 0}},
+        {"name": args.encoder, "n_patches": args.patches, "patch_size": 50,
+         "attention": "cropa"}).to(args.device).train()
+    opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-4)
+    batch = {"signal": torch.randn(args.batch, len(leads), args.patches * 50,
+                                   generator=torch.Generator().manual_seed(0)).to(args.device)}
+    structured = vit_module.cropa_attention
+    modes = ("cropa", "dense", "floor")
+    times = {mode: [] for mode in modes}
+    ratios = []
+    for rnd in range(args.warmup + args.steps):
+        mask_state = method.masker.state_dict()
+        for mode in modes:
+            vit_module.cropa_attention = _attention_free if mode == "floor" else structured
+            for encoder in (method.encoder, method.target_encoder):
+                encoder.set_attention("dense" if mode == "dense" else "cropa")
+            method.masker.load_state_dict(mask_state)
+            _sync(args.device)
+            t0 = time.perf_counter()
+            with _autocast(args.precision):
+                loss, metrics = method.training_step_loss(batch, rnd, 1000)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            method.after_optimizer_step(rnd, 1000)
+            _sync(args.device)
+            if rnd >= args.warmup:
+                times[mode].append(time.perf_counter() - t0)
+        if rnd >= args.warmup:
+            ratios.append(metrics["mask_ratio"])
+    vit_module.cropa_attention = structured
+    flops = [jepa_step_flops(args.batch, len(leads), args.patches,
+                             args.patches - int(round(r * args.patches)), width, depth, 50,
+                             pwidth, pdepth) for r in ratios]
+    out = {"mask_ratio_mean": sum(ratios) / len(ratios), "rounds": len(ratios)}
+    for mode in modes:
+        out[mode] = _summary(times[mode], flops, args.batch)
+    per_round = [d / c for d, c in zip(times["dense"], times["cropa"])]
+    bound = [d / f for d, f in zip(times["dense"], times["floor"])]
+    out["speedup_vs_dense"] = {"median": statistics.median(per_round), "min": min(per_round),
+                               "max": max(per_round)}
+    out["attention_free_bound"] = {"median": statistics.median(bound), "min": min(bound),
+                                   "max": max(bound)}
+    out["breakdown"] = _step_breakdown(method, batch)
+    return out
+
+
+# Profiler op name -> category, for "where the time goes".
+_CATEGORIES = (
+    ("linear (mm, addmm)", ("aten::mm", "aten::addmm", "aten::linear")),
+    ("attention matmuls (bmm)", ("aten::bmm", "aten::baddbmm")),
+    ("fused attention (predictor)", ("flash_attention", "scaled_dot_product")),
+    ("copies and layout", ("aten::copy_", "aten::cat", "aten::clone", "aten::contiguous",
+                           "aten::gather", "aten::index")),
+    ("GELU / LayerNorm / softmax", ("gelu", "layer_norm", "softmax", "aten::exp")),
+    ("optimizer and EMA", ("foreach", "addcdiv", "lerp", "sqrt", "adamw")),
+)
+
+
+def _step_breakdown(method, batch) -> dict:
+    """Self CPU time of one structured-CroPA step by op category (torch.profiler), seconds."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-4)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        loss, _ = method.training_step_loss(batch, 0, 1000)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        method.after_optimizer_step(0, 1000)
+    totals = {name: 0.0 for name, _ in _CATEGORIES}
+    totals["other elementwise"] = 0.0
+    for event in prof.key_averages():
+        key = event.key.lower()
+        seconds = event.self_cpu_time_total / 1e6
+        for name, needles in _CATEGORIES:
+            if any(needle.lower() in key for needle in needles):
+                totals[name] += seconds
+                break
+        else:
+            if key.startswith("aten::"):
+                totals["other elementwise"] += seconds
+    return totals
 
 
 def _summary(times: list[float], flops: list[int], batch: int) -> dict:
@@ -312,7 +432,8 @@ def case_loader(args) -> dict:
     return rows
 
 
-CASES = {"jepa": case_jepa, "beat_ssl": case_beat_ssl, "loader": case_loader}
+CASES = {"jepa": case_jepa, "jepa_side_by_side": case_jepa_side_by_side,
+         "beat_ssl": case_beat_ssl, "loader": case_loader}
 
 
 def run_case(kind: str, **kw) -> dict:
@@ -338,6 +459,9 @@ def _markdown(res: dict) -> str:
              f" float32 matmul peak: **{peak:.0f} GFLOP/s** "
              f"({', '.join(f'{n}: {g:.0f}' for n, g in res['matmul']['gflops_by_size'].items())})."
              " Timings on a shared machine are noisy; re-run on a quiet machine for final numbers.",
+             "", "Each case alone in a fresh process (for its peak memory; the ECG-JEPA ViT-S "
+             "cases time one step after one warm-up, so compare speeds in the side-by-side "
+             "table below):",
              "", "| case | batch | step (s, median) | samples/s | GFLOP/step | achieved GFLOP/s "
              "| MFU | peak mem (MB) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in res["cases"].items():
@@ -350,6 +474,35 @@ def _markdown(res: dict) -> str:
                      f"{r['samples_per_s']:.1f} | {r['gflop_per_step']:.1f} | "
                      f"{r['achieved_gflops']:.1f} | {r['achieved_gflops'] / peak:.1%} | "
                      f"{r['peak_mem_mb']:.0f} |")
+    side = {name: r for name, r in res["cases"].items() if name.endswith("_side_by_side")}
+    if side:
+        lines += ["", "Side by side in one process (interleaved steps, same batch and mask): "
+                  "structured CroPA, the dense -inf mask, and an attention-free floor (attention "
+                  "replaced by a no-op: what no attention implementation can beat). Speed-ups are "
+                  "medians over rounds of per-round ratios (min-max).", "",
+                  "| grid | rounds | structured s/step (samples/s, MFU) | dense s/step "
+                  "(samples/s) | floor s/step | speed-up vs dense | attention-free bound |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in side.items():
+            if "error" in r:
+                lines.append(f"| {name} | error: {' '.join(r['error'])} | | | | | |")
+                continue
+            c, d, f = r["cropa"], r["dense"], r["floor"]
+            sp, bd = r["speedup_vs_dense"], r["attention_free_bound"]
+            lines.append(
+                f"| {name.split('_')[-4]} | {r['rounds']} | {c['step_s_median']:.2f} "
+                f"({c['samples_per_s']:.2f}, {c['achieved_gflops'] / peak:.0%}) | "
+                f"{d['step_s_median']:.2f} ({d['samples_per_s']:.2f}) | "
+                f"{f['step_s_median']:.2f} | {sp['median']:.2f}x ({sp['min']:.2f}-{sp['max']:.2f}) "
+                f"| {bd['median']:.2f}x ({bd['min']:.2f}-{bd['max']:.2f}) |")
+        lines += ["", "Where the time of one structured-CroPA step goes (torch.profiler, self CPU "
+                  "seconds by op category):", "",
+                  "| grid | " + " | ".join(next(iter(side.values())).get("breakdown", {}))
+                  + " |", "|---|" + "---|" * len(next(iter(side.values())).get("breakdown", {}))]
+        for name, r in side.items():
+            if "breakdown" in r:
+                lines.append(f"| {name.split('_')[-4]} | "
+                             + " | ".join(f"{v:.2f}" for v in r["breakdown"].values()) + " |")
     loader = res["cases"].get("data_loader", {})
     if loader and "error" not in loader:
         lines += ["", "Data loading (store -> StoreDataset -> Beat-SSL collate, 3KG views):",
@@ -373,6 +526,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="interleaved rounds at 8x50 (half as many at 12x100)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--store-windows", type=int, default=48)
@@ -410,11 +565,20 @@ def main() -> None:
     vit = "vit_tiny" if args.quick else "vit_small"
     common = {"device": args.device, "precision": precision, "steps": steps, "batch": batch}
     for leads, patches in [(8, 50), (12, 100)]:
+        grid = f"{leads}x{patches}"
+        # Timing: the three modes interleaved in one process (see case_jepa_side_by_side).
+        rounds = 1 if args.quick else (args.rounds if patches == 50 else max(2, args.rounds // 2))
+        name = f"jepa_{vit}_{grid}_side_by_side"
+        res["cases"][name] = run_case("jepa_side_by_side", encoder=vit, leads=leads,
+                                      patches=patches, **{**common, "steps": rounds})
+        print(name, {k: v for k, v in res["cases"][name].items() if "speedup" in k or
+                     "bound" in k or k == "error"}, flush=True)
+        # Peak memory: each implementation alone in a fresh process, one warm-up + one step.
         for attention in ("cropa", "dense"):
-            name = f"jepa_{vit}_{leads}x{patches}_{attention}"
+            name = f"jepa_{vit}_{grid}_{attention}"
             res["cases"][name] = run_case("jepa", encoder=vit, leads=leads, patches=patches,
-                                          attention=attention, **common)
-            print(name, res["cases"][name].get("samples_per_s", res["cases"][name]), flush=True)
+                                          attention=attention, **{**common, "steps": 1})
+            print(name, res["cases"][name].get("peak_mem_mb", res["cases"][name]), flush=True)
     if not args.quick:  # paper scale: 1 measured step after 1 warm-up step, small batch on CPU
         vitb = {**common, "steps": 1, "batch": 4 if args.device == "cpu" else batch}
         name = "jepa_vit_base_8x50_cropa"

@@ -51,6 +51,29 @@ def test_structured_gradients_equal_dense():
         torch.testing.assert_close(g_struct, g_dense, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_leads,n_patches", [(3, 4), (1, 5), (4, 1)])
+def test_recomputing_backward_passes_gradcheck(n_leads, n_patches):
+    """The hand-written backward against finite differences (float64), incl. 1 lead / 1 patch."""
+    q, k, v = (t.double().requires_grad_(True)
+               for t in _qkv(1, 2, n_leads * n_patches, 3, seed=n_leads, scale=1.5))
+    assert torch.autograd.gradcheck(lambda a, b, c: cropa_attention(a, b, c, n_leads),
+                                    (q, k, v), eps=1e-6, atol=1e-7)
+
+
+def test_gradients_from_strided_qkv_equal_dense():
+    """q, k, v as the attention layer makes them: non-contiguous views of one qkv tensor."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4 * 9, 3, 2, 8, generator=gen)  # (B, N, 3, H, d)
+    grads = []
+    for fn in (dense_cropa_attention, cropa_attention):
+        leaf = x.clone().requires_grad_(True)
+        q, k, v = leaf.permute(2, 0, 3, 1, 4).unbind(0)
+        out = fn(q, k, v, 4)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
 def test_structured_equals_dense_on_real_ecg(fixtures_dir):
     """q, k, v from real LUDB patches (fixture input), visible-column and lead subsets."""
     data = np.load(fixtures_dir / "ecg_jepa_reference.npz")
