@@ -30,19 +30,28 @@ def test_mask_has_the_cross_pattern():
     assert not allowed[2 * 50 + 7, 5 * 50 + 8]
 
 
+KERNELS = ["fused", "plain"]
+
+
+def _structured(kernel):
+    return lambda q, k, v, n_leads: cropa_attention(q, k, v, n_leads, lead_kernel=kernel)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("n_leads,n_patches", [(8, 50), (8, 29), (12, 17), (2, 50), (1, 9),
                                                (5, 1), (3, 2)])
-def test_structured_equals_dense_random(n_leads, n_patches):
+def test_structured_equals_dense_random(n_leads, n_patches, kernel):
     q, k, v = _qkv(2, 3, n_leads * n_patches, 16, seed=n_leads * 100 + n_patches, scale=2.0)
     ref = dense_cropa_attention(q, k, v, n_leads)
-    out = cropa_attention(q, k, v, n_leads)
+    out = cropa_attention(q, k, v, n_leads, lead_kernel=kernel)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_structured_gradients_equal_dense():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_structured_gradients_equal_dense(kernel):
     q, k, v = _qkv(2, 2, 6 * 11, 8, seed=3)
     grads = []
-    for fn in (dense_cropa_attention, cropa_attention):
+    for fn in (dense_cropa_attention, _structured(kernel)):
         leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
         out = fn(*leaves, 6)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
@@ -51,21 +60,24 @@ def test_structured_gradients_equal_dense():
         torch.testing.assert_close(g_struct, g_dense, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("n_leads,n_patches", [(3, 4), (1, 5), (4, 1)])
-def test_recomputing_backward_passes_gradcheck(n_leads, n_patches):
+def test_recomputing_backward_passes_gradcheck(n_leads, n_patches, kernel):
     """The hand-written backward against finite differences (float64), incl. 1 lead / 1 patch."""
     q, k, v = (t.double().requires_grad_(True)
                for t in _qkv(1, 2, n_leads * n_patches, 3, seed=n_leads, scale=1.5))
-    assert torch.autograd.gradcheck(lambda a, b, c: cropa_attention(a, b, c, n_leads),
-                                    (q, k, v), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: cropa_attention(a, b, c, n_leads, lead_kernel=kernel), (q, k, v),
+        eps=1e-6, atol=1e-7)
 
 
-def test_gradients_from_strided_qkv_equal_dense():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gradients_from_strided_qkv_equal_dense(kernel):
     """q, k, v as the attention layer makes them: non-contiguous views of one qkv tensor."""
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(2, 4 * 9, 3, 2, 8, generator=gen)  # (B, N, 3, H, d)
     grads = []
-    for fn in (dense_cropa_attention, cropa_attention):
+    for fn in (dense_cropa_attention, _structured(kernel)):
         leaf = x.clone().requires_grad_(True)
         q, k, v = leaf.permute(2, 0, 3, 1, 4).unbind(0)
         out = fn(q, k, v, 4)
@@ -113,6 +125,19 @@ def test_inference_path_equals_autograd_path():
         fast = cropa_attention(q, k, v, 5)
     leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
     torch.testing.assert_close(cropa_attention(*leaves, 5).detach(), fast)
+
+
+def test_auto_kernel_choice_and_unknown_kernel_refused():
+    q, k, v = _qkv(1, 2, 3 * 4, 8, seed=2)
+    # no gradients on CPU: the fused kernel, bit for bit
+    torch.testing.assert_close(cropa_attention(q, k, v, 3),
+                               cropa_attention(q, k, v, 3, lead_kernel="fused"), rtol=0, atol=0)
+    # training: plain matmuls, bit for bit
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    torch.testing.assert_close(cropa_attention(*leaves, 3),
+                               cropa_attention(*leaves, 3, lead_kernel="plain"), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown lead_kernel"):
+        cropa_attention(q, k, v, 3, lead_kernel="triton")
 
 
 def test_bad_grid_raises():
