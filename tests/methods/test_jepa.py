@@ -143,3 +143,39 @@ def test_build_from_recipes():
         build_jepa({"name": "jepa", "predictor_width": 3}, {"name": "vit_tiny"})
     with pytest.raises(ValueError, match="unknown mask options"):
         build_jepa({"name": "jepa", "mask": {"kind": "block"}}, {"name": "vit_tiny"})
+
+
+def test_masked_loss_counts_recorded_leads_only():
+    from ecgssl.methods.jepa import masked_smooth_l1
+
+    torch.manual_seed(0)
+    n_leads, n_cols, dim = 3, 4, 5
+    pred, target = torch.randn(2, n_leads * n_cols, dim), torch.randn(2, n_leads * n_cols, dim)
+    plain = torch.nn.functional.smooth_l1_loss(pred, target)
+    everything = torch.ones(2, n_leads, dtype=torch.bool)
+    assert torch.allclose(masked_smooth_l1(pred, target, 1.0, everything, n_cols), plain)
+    assert masked_smooth_l1(pred, target, 1.0, None, n_cols) == plain
+    # Sample 0 has lead 1 only, sample 1 leads 0 and 2: the loss is the mean over those tokens.
+    lead_mask = torch.tensor([[False, True, False], [True, False, True]])
+    keep = torch.cat([pred.new_tensor(m).repeat_interleave(n_cols) for m in
+                      lead_mask.float().tolist()]).bool()
+    flat_p, flat_t = pred.reshape(-1, dim)[keep], target.reshape(-1, dim)[keep]
+    expected = torch.nn.functional.smooth_l1_loss(flat_p, flat_t)
+    assert torch.allclose(masked_smooth_l1(pred, target, 1.0, lead_mask, n_cols), expected)
+    # A target of a missing lead can be anything: the loss does not see it.
+    target2 = target.clone()
+    target2[0, :n_cols] += 100.0
+    assert torch.allclose(masked_smooth_l1(pred, target2, 1.0, lead_mask, n_cols), expected)
+
+
+def test_lead_mask_follows_the_lead_selection():
+    method = _method()
+    x = _ecg_batch(2)
+    store_mask = torch.zeros(2, 12, dtype=torch.bool)
+    store_mask[:, [LEADS_12.index("II"), LEADS_12.index("V5")]] = True  # MIT-BIH-like record
+    picked = method.select_lead_mask({"signal": x, "lead_mask": store_mask})
+    assert picked.shape == (2, len(LEADS_8))
+    assert [n for n, m in zip(LEADS_8, picked[0].tolist()) if m] == ["II", "V5"]
+    assert method.select_lead_mask({"signal": x}) is None
+    loss, _ = method.training_step_loss({"signal": x, "lead_mask": store_mask}, 0, 10)
+    assert torch.isfinite(loss)

@@ -110,6 +110,29 @@ def effective_rank(z: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def masked_smooth_l1(prediction: torch.Tensor, target: torch.Tensor, beta: float,
+                     lead_mask: torch.Tensor | None, n_cols: int) -> torch.Tensor:
+    """Smooth-L1 averaged over the tokens of recorded leads only.
+
+    Args:
+        prediction, target: (B, L * n_cols, D), lead-major (lead l owns tokens
+            ``l * n_cols ... (l + 1) * n_cols - 1``).
+        lead_mask: (B, L) bool, True = recorded; None = all recorded (plain mean, identical to
+            ``F.smooth_l1_loss``).
+        n_cols: masked columns per lead.
+    Returns:
+        () loss; 0 (with a gradient path) when no lead of the batch is recorded.
+    """
+    if lead_mask is None:
+        return F.smooth_l1_loss(prediction, target, beta=beta)
+    per_token = F.smooth_l1_loss(prediction, target, beta=beta, reduction="none").mean(-1)
+    weight = lead_mask.to(per_token.dtype).repeat_interleave(n_cols, dim=1)  # (B, L * n_cols)
+    if weight.shape != per_token.shape:
+        raise ValueError(f"lead_mask {tuple(lead_mask.shape)} does not fit {n_cols} columns per "
+                         f"lead of {tuple(per_token.shape)} tokens")
+    return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def batch_std(z: torch.Tensor) -> float:
     """Mean over features of the std across the batch of (B, D) features (0 = collapse)."""
     if z.shape[0] < 2:
@@ -173,15 +196,15 @@ class ECGJEPA(SSLMethod):
         return self
 
     # -- inputs --------------------------------------------------------------------------------
-    def select_leads(self, batch: dict[str, Any]) -> torch.Tensor:
-        """(B, L, T) signal restricted to ``self.leads`` in that order."""
+    def _lead_rows(self, batch: dict[str, Any]) -> list[int] | None:
+        """Rows of ``batch["signal"]`` that hold ``self.leads`` in order (None: all, as is)."""
         x = batch["signal"]
         if x.ndim != 3:
             raise ValueError(f"batch['signal'] must be (B, L, T), got {tuple(x.shape)}")
         names = batch.get("leads") or self.input_leads
         if names is None:
             if x.shape[1] == len(self.leads):
-                return x
+                return None
             if x.shape[1] == len(LEADS_12):
                 names = LEADS_12
             else:
@@ -193,11 +216,32 @@ class ECGJEPA(SSLMethod):
         if missing:
             raise ValueError(f"leads {missing} needed by ECG-JEPA are not in the batch ({names})")
         idx = [names.index(n) for n in self.leads]
-        return x if idx == list(range(x.shape[1])) else x[:, idx]
+        return None if idx == list(range(x.shape[1])) else idx
+
+    def select_leads(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, L, T) signal restricted to ``self.leads`` in that order."""
+        idx = self._lead_rows(batch)
+        return batch["signal"] if idx is None else batch["signal"][:, idx]
+
+    def select_lead_mask(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """(B, L) bool: which of ``self.leads`` were recorded (the store's ``lead_mask``, rows as
+        in ``select_leads``); None when the batch carries no lead mask (all recorded)."""
+        mask = batch.get("lead_mask")
+        if mask is None:
+            return None
+        idx = self._lead_rows(batch)
+        mask = torch.as_tensor(mask, dtype=torch.bool)
+        return mask if idx is None else mask[:, idx]
 
     # -- the method ----------------------------------------------------------------------------
-    def forward_parts(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_parts(self, x: torch.Tensor, mask: torch.Tensor,
+                      lead_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """All intermediate tensors for one input (B, L, T) and a (P,) / (B, P) mask.
+
+        ``lead_mask`` (B, L) bool: leads that were recorded. Leads a source lacks are zero rows
+        in the store (2-lead Holter windows in a 12-lead store); their target tokens depend on
+        position only, so predicting them is trivial and would dilute the loss: they are left
+        out of it (None: every lead counts, the original loss).
 
         Returns dict with ``target`` (B, L * P_mask, D), ``target_tokens`` (B, L * P, D, before
         the extra LayerNorm), ``context`` (B, L * P_vis, D), ``predictor_out``
@@ -217,14 +261,14 @@ class ECGJEPA(SSLMethod):
         n_mask = masked.shape[-1]
         prediction = out.view(batch, n_leads, -1, out.shape[-1])[:, :, -n_mask:]
         prediction = prediction.reshape(batch, -1, out.shape[-1])
-        loss = F.smooth_l1_loss(prediction, target, beta=self.loss_beta)
+        loss = masked_smooth_l1(prediction, target, self.loss_beta, lead_mask, n_mask)
         return {"target": target, "target_tokens": h, "context": context, "predictor_out": out,
                 "prediction": prediction, "loss": loss}
 
     def training_step_loss(self, batch: dict[str, Any], step: int, max_steps: int):
         x = self.select_leads(batch)
         mask = self.masker(x.shape[0])
-        parts = self.forward_parts(x, mask)
+        parts = self.forward_parts(x, mask, self.select_lead_mask(batch))
         target_rep = parts["target_tokens"].mean(dim=1)
         metrics = {
             "loss": float(parts["loss"].detach()),
