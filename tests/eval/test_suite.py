@@ -57,3 +57,20 @@ def test_suite_refuses_other_rate_and_bad_options(ludb40, tmp_path):
         SuiteConfig(tasks=["nope"])
     with pytest.raises(ValueError, match="split"):
         SuiteConfig(split="random")
+
+
+def test_suite_refuses_an_encoder_trained_on_other_filters(ludb40, tmp_path):
+    from ecgssl.eval.suite import filter_mismatch
+
+    store, enc, _ = ludb40
+    pre = enc.spec["preprocessing"]
+    assert filter_mismatch(pre, store.config) is None  # exported from this very store
+    assert filter_mismatch({"filters": None}, store.config) is None  # unknown: not checked
+    old = dict(pre["filters"])
+    pre["filters"]["highpass_hz"] = 0.5
+    try:
+        assert "highpass_hz 0.5 (store None)" in filter_mismatch(pre, store.config)
+        with pytest.raises(ValueError, match="other filters"):
+            run_suite({"cnn": enc}, store, tmp_path, SuiteConfig(tasks=["probe"]))
+    finally:
+        pre["filters"] = old

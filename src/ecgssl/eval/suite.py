@@ -280,6 +280,28 @@ def _classical_rows(view: LeadView, score_leads: list[str], methods=("prominence
 # --------------------------------------------------------------------------------------------
 
 
+FILTER_KEYS = ("highpass_hz", "bandpass_hz")
+
+
+def filter_mismatch(encoder_pre: dict[str, Any], store_config: dict[str, Any]) -> str | None:
+    """Why an encoder's training filters differ from a store's, or None when they agree.
+
+    An encoder pretrained on high-passed windows and evaluated on raw ones (or the reverse)
+    sees a baseline it never saw; the rate / length checks alone do not catch it.
+    ``encoder_pre["filters"]`` None (unknown, e.g. an original ECG-JEPA release): no check.
+    """
+    filters = encoder_pre.get("filters")
+    if not isinstance(filters, dict):
+        return None
+    store_pre = store_config.get("preprocess") or {}
+    diffs = [f"{k} {filters.get(k)} (store {store_pre.get(k)})" for k in FILTER_KEYS
+             if filters.get(k) != store_pre.get(k)]
+    if not diffs:
+        return None
+    return ("trained on other filters than the store has: " + ", ".join(diffs)
+            + "; prepare the evaluation store with the same --set highpass_hz / bandpass_hz")
+
+
 def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
               cfg: SuiteConfig | None = None, title: str = "ecgssl evaluation",
               progress: bool = True) -> dict[str, Any]:
@@ -306,6 +328,9 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                 f"encoder {name!r} expects {pre['fs']:g} Hz x {pre['n_samples']} samples; store "
                 f"{store.path} has {store.fs:g} Hz x {store.n_samples}: prepare the store with "
                 f"--set fs={pre['fs']:g} --set window_s={pre['n_samples'] / pre['fs']:g}")
+        problem = filter_mismatch(pre, store.config)
+        if problem:
+            raise SpecMismatchError(f"encoder {name!r}: {problem}")
     score_leads = cfg.score_leads or [x for x in LEADS_8 if x in store.leads]
     rows = _rows(encoders, cfg)
     for row in rows:
