@@ -312,7 +312,7 @@ def case_jepa_side_by_side(args) -> dict:
 _CATEGORIES = (
     ("linear (mm, addmm)", ("aten::mm", "aten::addmm", "aten::linear")),
     ("attention matmuls (bmm)", ("aten::bmm", "aten::baddbmm")),
-    ("fused attention (predictor)", ("flash_attention", "scaled_dot_product")),
+    ("fused attention kernels", ("flash_attention", "scaled_dot_product")),
     ("copies and layout", ("aten::copy_", "aten::cat", "aten::clone", "aten::contiguous",
                            "aten::gather", "aten::index")),
     ("GELU / LayerNorm / softmax", ("gelu", "layer_norm", "softmax", "aten::exp")),
@@ -436,9 +436,12 @@ CASES = {"jepa": case_jepa, "jepa_side_by_side": case_jepa_side_by_side,
          "beat_ssl": case_beat_ssl, "loader": case_loader}
 
 
+THREADS = 0  # --threads of the parent run, passed on to every case
+
+
 def run_case(kind: str, **kw) -> dict:
     """Run one case in a fresh interpreter; returns its JSON result (or the error)."""
-    cmd = [sys.executable, __file__, "--case", kind]
+    cmd = [sys.executable, __file__, "--case", kind, "--threads", str(THREADS)]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     t0 = time.perf_counter()
@@ -526,6 +529,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in every case and in the matmul peak (0: default)")
     parser.add_argument("--rounds", type=int, default=6,
                         help="interleaved rounds at 8x50 (half as many at 12x100)")
     parser.add_argument("--batch", type=int, default=16)
@@ -543,6 +548,10 @@ def main() -> None:
     parser.add_argument("--loader-epochs", type=int, default=2)
     args = parser.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.case:
         import torch
 
@@ -554,6 +563,8 @@ def main() -> None:
 
     import torch
 
+    global THREADS
+    THREADS = args.threads
     precision = "bf16" if args.device == "cuda" else "fp32"  # never bf16 on CPU: very slow
     steps, batch = (1, 2) if args.quick else (args.steps, args.batch)
     res = {"device": args.device, "quick": args.quick, "machine": platform.processor() or
@@ -603,7 +614,8 @@ def main() -> None:
     for r in res["cases"].values():
         if "achieved_gflops" in r:
             r["mfu"] = r["achieved_gflops"] / res["matmul"]["peak_gflops"]
-    stem = f"throughput_{args.device}{'_quick' if args.quick else ''}"
+    stem = f"throughput_{args.device}{'_quick' if args.quick else ''}" + \
+        (f"_{args.threads}thread" if args.threads else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str))
     (RESULTS / f"{stem}.md").write_text(_markdown(res))
