@@ -118,14 +118,17 @@ def conv_encoder_flops(encoder, n_leads: int, n_samples: int) -> int:
 
 
 # --------------------------------------------------------------------------- measurements
-def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 8) -> dict:
-    """Best float32 n x n matmul rate (GFLOP/s) over ``repeats`` per size."""
+def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 8,
+                precision: str = "fp32") -> dict:
+    """Best n x n matmul rate (GFLOP/s) over ``repeats`` per size, in the dtype the training
+    steps run their matmuls in (bf16 under bf16 autocast on GPU, else float32)."""
     import torch
 
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     best = {}
     for n in sizes:
-        a = torch.randn(n, n, device=device)
-        b = torch.randn(n, n, device=device)
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         torch.matmul(a, b)  # warm-up
         times = []
         for _ in range(repeats):
@@ -136,7 +139,7 @@ def matmul_peak(device: str, sizes=(2048, 4096), repeats: int = 8) -> dict:
             times.append(time.perf_counter() - t0)
         best[n] = 2 * n**3 / min(times) / 1e9
     return {"gflops_by_size": best, "peak_gflops": max(best.values()),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "dtype": str(dtype).replace("torch.", "")}
 
 
 def _sync(device: str) -> None:
@@ -304,7 +307,8 @@ def case_jepa_side_by_side(args) -> dict:
                                "max": max(per_round)}
     out["attention_free_bound"] = {"median": statistics.median(bound), "min": min(bound),
                                    "max": max(bound)}
-    out["breakdown"] = _step_breakdown(method, batch)
+    # CPU op times only mean something on CPU (on GPU the kernels run asynchronously).
+    out["breakdown"] = _step_breakdown(method, batch) if args.device == "cpu" else {}
     return out
 
 
@@ -460,7 +464,7 @@ def _markdown(res: dict) -> str:
     peak = res["matmul"]["peak_gflops"]
     lines = [f"# Training throughput ({res['device']}{', quick' if res['quick'] else ''})", "",
              f"Machine: {res['machine']}; torch {res['torch']}, {res['matmul']['threads']} threads."
-             f" float32 matmul peak: **{peak:.0f} GFLOP/s** "
+             f" {res['matmul'].get('dtype', 'float32')} matmul peak: **{peak:.0f} GFLOP/s** "
              f"({', '.join(f'{n}: {g:.0f}' for n, g in res['matmul']['gflops_by_size'].items())})."
              " Timings on a shared machine are noisy; re-run on a quiet machine for final numbers.",
              "", "Each case alone in a fresh process (for its peak memory; the ECG-JEPA ViT-S "
@@ -499,14 +503,15 @@ def _markdown(res: dict) -> str:
                 f"{d['step_s_median']:.2f} ({d['samples_per_s']:.2f}) | "
                 f"{f['step_s_median']:.2f} | {sp['median']:.2f}x ({sp['min']:.2f}-{sp['max']:.2f}) "
                 f"| {bd['median']:.2f}x ({bd['min']:.2f}-{bd['max']:.2f}) |")
-        lines += ["", "Where the time of one structured-CroPA step goes (torch.profiler, self CPU "
-                  "seconds by op category):", "",
-                  "| grid | " + " | ".join(next(iter(side.values())).get("breakdown", {}))
-                  + " |", "|---|" + "---|" * len(next(iter(side.values())).get("breakdown", {}))]
-        for name, r in side.items():
-            if "breakdown" in r:
+        broken = {name: r["breakdown"] for name, r in side.items() if r.get("breakdown")}
+        if broken:
+            columns = list(next(iter(broken.values())))
+            lines += ["", "Where the time of one structured-CroPA step goes (torch.profiler, "
+                      "self CPU seconds by op category):", "",
+                      "| grid | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+            for name, row in broken.items():
                 lines.append(f"| {name.split('_')[-4]} | "
-                             + " | ".join(f"{v:.2f}" for v in r["breakdown"].values()) + " |")
+                             + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
     loader = res["cases"].get("data_loader", {})
     if loader and "error" not in loader:
         lines += ["", "Data loading (store -> StoreDataset -> Beat-SSL collate, 3KG views):",
@@ -598,7 +603,8 @@ def main() -> None:
     res = {"device": args.device, "quick": args.quick, "machine": platform.processor() or
            platform.machine(), "torch": torch.__version__, "precision": precision,
            "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
-           "matmul": matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096)),
+           "matmul": matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096),
+                                 precision=precision),
            "cases": {}}
     print(f"matmul peak {res['matmul']['peak_gflops']:.0f} GFLOP/s", flush=True)
     vit = "vit_tiny" if args.quick else "vit_small"
@@ -635,7 +641,8 @@ def main() -> None:
                                                workers=args.workers,
                                                loader_epochs=1 if args.quick else 3)
     # Peak again at the end: on a shared machine the best of the two is the better estimate.
-    again = matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096))
+    again = matmul_peak(args.device, (512, 1024) if args.quick else (2048, 4096),
+                        precision=precision)
     res["matmul_end"] = again
     if again["peak_gflops"] > res["matmul"]["peak_gflops"]:
         res["matmul"], res["matmul_end"] = again, res["matmul"]
