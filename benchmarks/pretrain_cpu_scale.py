@@ -22,6 +22,9 @@ Usage (from the repository root)::
 
     python benchmarks/pretrain_cpu_scale.py                 # full run (~1 h on one core)
     python benchmarks/pretrain_cpu_scale.py --quick         # smoke run (minutes), -> *_quick.*
+    # a subset of candidates, each evaluated on LUDB (probe only), results under another stem:
+    python benchmarks/pretrain_cpu_scale.py --candidates jepa_w128_d4 jepa_w128_d4_x20 \
+        --each-candidate --probe-only --stem pretrain_cpu_scale_jepa_fix --threads 2
 
 Run directories (checkpoints, encoders, the stores) go to ``runs/pretrain_cpu_scale`` (ignored by
 git). Timings taken on a shared machine are noisy; re-run on a quiet machine for final numbers.
@@ -68,6 +71,15 @@ CANDIDATES_FULL = [
     ("beatssl_small_rot15", "beat_ssl", "beatssl_cpu.yaml", 1000,
      ["method.views.max_angle_deg=15.0"]),
 ]
+# Not in the full run; chosen by name with --candidates. input_scale 20: the ViT multiplies the
+# mV input by 20 before W_P, so that at init the patch part of a token (RMS ~0.67 on the
+# high-passed data) is as large as the sin-cos position embedding (RMS 0.71) instead of 0.03
+# (benchmarks/results/vit_input_scale_diag.md; chosen from that ratio, not from any probe).
+CANDIDATES_EXTRA = [
+    ("jepa_w128_d4_x20", "jepa", "jepa_cpu.yaml", 1500,
+     ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
+      "method.predictor_embed_dim=64", "method.predictor_depth=2", "encoder.input_scale=20.0"]),
+]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),
     ("beatssl_small", "beat_ssl", "beatssl_cpu.yaml", 20, []),
@@ -78,6 +90,7 @@ SUITE_FULL = {"seg_epochs": 6, "seg_batch_size": 8, "finetune_epochs": 6, "n_boo
 SUITE_QUICK = {"seg_epochs": 1, "seg_batch_size": 8, "finetune_epochs": 1, "n_boot": 50,
                "seg_folds": [0]}
 METHOD_TITLES = {"jepa": "ECG-JEPA", "beat_ssl": "Beat-SSL"}
+STEM = "pretrain_cpu_scale"
 MAX_FIGURES = 4
 
 
@@ -115,6 +128,30 @@ def prepare(sources: list[Path], out: Path, sets: list[str]) -> tuple[str, float
     subprocess.run(cmd, check=True, cwd=REPO)
     shown = "ecgssl " + " ".join(f'"{c}"' if " " in c else c for c in cmd[3:])
     return shown, time.perf_counter() - t
+
+
+def select_candidates(names: list[str] | None, quick: bool) -> list[tuple]:
+    """The candidate tuples to run: all of the full (or quick) list, or those named (from the
+    full list and ``CANDIDATES_EXTRA``, in the order given)."""
+    if not names:
+        return CANDIDATES_QUICK if quick else CANDIDATES_FULL
+    known = {c[0]: c for c in CANDIDATES_FULL + CANDIDATES_EXTRA + CANDIDATES_QUICK}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown candidates {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names]
+
+
+def _stem(args) -> str:
+    """Results stem: ``--stem`` or pretrain_cpu_scale, + ``_quick`` for smoke runs."""
+    return (args.stem or STEM) + ("_quick" if args.quick else "")
+
+
+def _run_root(args) -> Path:
+    """Run directory: ``<out>/full`` (``quick``) for the default stem, ``<out>/<stem>`` else, so
+    a partial run never overwrites the committed full run's checkpoints."""
+    sub = "quick" if args.quick else "full"
+    return Path(args.out) / (args.stem + ("_quick" if args.quick else "") if args.stem else sub)
 
 
 # --------------------------------------------------------------------------- pretraining
@@ -440,8 +477,11 @@ def markdown(res: dict) -> str:
               f"Settings: {json.dumps(res['suite_config'])}. 5-fold cross-validation by "
               "patient; validation carved from the training folds; every choice (C, alpha, "
               "threshold, epoch) made on validation; test folds touched once. Full report: "
-              "`benchmarks/results/pretrain_cpu_scale/report.md`.", ""]
-    probe = suite.get("probe", {})
+              f"`benchmarks/results/{res.get('stem', STEM)}/report.md`."
+              + (" Rows: every candidate run (its validation-chosen weights: student or EMA "
+                 "target), not only the chosen one." if res.get("each_candidate") else ""),
+              ""]
+    probe = suite.get("probe") or {}
     if probe:
         lines += ["### Classification (LUDB diagnoses, multi-label)", "",
                   "Frozen rows: linear probe on pooled features. Supervised rows: the whole "
@@ -451,7 +491,7 @@ def markdown(res: dict) -> str:
             lines.append(f"| {k} | {_pm(v['macro_auroc'])} | {_pm(v['macro_f1'])} |")
         lines += ["", f"Labels ({len(suite.get('probe_labels', []))}): "
                   f"{', '.join(suite.get('probe_labels', []))}", ""]
-    reg = suite.get("regression", {})
+    reg = suite.get("regression") or {}
     if reg:
         targets = list(next(iter(reg.values())).keys())
         lines += ["### Feature prediction (ridge on frozen features, expert LUDB targets)", "",
@@ -461,7 +501,7 @@ def markdown(res: dict) -> str:
             cells = [f"{_f(v[t].get('mae'), 1)} / {_f(v[t].get('r2'), 2)}" for t in targets]
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         lines.append("")
-    seg = suite.get("segmentation", {})
+    seg = suite.get("segmentation") or {}
     if seg:
         lines += ["### P/QRS/T segmentation (pooled test folds)", "",
                   "F1 = mean of onset and offset F1 within ±150 ms; Dice over the annotated "
@@ -487,6 +527,14 @@ def diagnosis(res: dict) -> list[str]:
         c = r["summary"]["collapse"]
         ratio = c.get("collapse/feat_std_ratio")
         if r["method"] != "jepa" or name.endswith("/target") or ratio is None:
+            continue
+        scale = next((float(o.split("=", 1)[1]) for o in r["overrides"]
+                      if o.startswith("encoder.input_scale=")), 1.0)
+        if scale != 1.0:  # the fix under test: numbers only, the explanation below is scale 1's
+            out.append(
+                f"{name} (input_scale {scale:g}): feat_std_ratio {ratio['start']:.4f} at "
+                f"initialisation, {ratio['end']:.4f} at the end; loss "
+                f"{r['summary']['loss_start']:.3f} -> {r['summary']['loss_end']:.3f}.")
             continue
         out.append(
             f"{name}: the pooled ViT features are nearly the same vector for every ECG: "
@@ -521,7 +569,7 @@ def caveats(res: dict) -> list[str]:
                f"{res['suite_config'].get('seg_epochs')} segmentation epochs): these numbers test "
                "the pipeline and the protocol at small scale, not what the methods reach with "
                "real pretraining data.")
-    out.append("The copied report (`pretrain_cpu_scale/report.md`) keeps only "
+    out.append(f"The copied report (`{res.get('stem', STEM)}/report.md`) keeps only "
                f"{len(res.get('report_figures', []))} of its figures "
                f"({', '.join(res.get('report_figures', []))}); the others are in the run folder.")
     return out
@@ -530,7 +578,8 @@ def caveats(res: dict) -> list[str]:
 def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
     """Plain statements: each pretrained row against random-init and supervised of its arch."""
     out = []
-    probe, seg, reg = (suite.get(k, {}) for k in ("probe", "segmentation", "regression"))
+    # A task the suite skipped (--probe-only) is stored as None.
+    probe, seg, reg = (suite.get(k) or {} for k in ("probe", "segmentation", "regression"))
     for title, arch in chosen.items():
         rnd, sup = f"random-init {arch}", f"supervised from scratch {arch}"
         if title in probe and rnd in probe:
@@ -542,9 +591,10 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
             spread = max(sa, sb)
             verdict = ("beyond" if abs(a - b) > spread else "within") + \
                 f" the fold-to-fold spread (± {spread:.3f})"
+            sup_text = "" if s is None else f"; supervised from scratch {_f(s)}"
             out.append(f"{title} LUDB probe macro AUROC {a:.3f} ± {sa:.3f} vs random-init "
                        f"{b:.3f} ± {sb:.3f}: {'higher' if a > b else 'NOT higher'} than random "
-                       f"init ({a - b:+.3f}, {verdict}); supervised from scratch {_f(s)}.")
+                       f"init ({a - b:+.3f}, {verdict}){sup_text}.")
         key = f"{title} (frozen encoder + decoder)"
         rkey = f"{rnd} (frozen encoder + decoder)"
         nk = next((k for k in seg if k.startswith("neurokit2")), None)
@@ -612,6 +662,18 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the Markdown (and the copied suite report) from the "
                              "results JSON of an earlier run, without training")
+    parser.add_argument("--candidates", nargs="+", metavar="NAME",
+                        help="run only these candidates (names from the full list or "
+                             "CANDIDATES_EXTRA); use with --stem so the full results stay")
+    parser.add_argument("--stem", default=None,
+                        help=f"results stem (default {STEM}) and run sub-directory")
+    parser.add_argument("--each-candidate", action="store_true",
+                        help="evaluate every candidate run on LUDB (its validation-chosen "
+                             "weights, student or EMA target), not only the chosen one per "
+                             "method; the choice between runs is still the validation probe's")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="LUDB suite: linear probe + random-init twins only (no "
+                             "regression, segmentation, supervised or classical rows)")
     args = parser.parse_args(argv)
     if args.report_only:
         return write_results(None, args)
@@ -624,14 +686,20 @@ def main(argv=None) -> int:
     from ecgssl.eval.suite import SuiteConfig, _arch_label, run_suite
 
     t0 = time.perf_counter()
-    out = Path(args.out) / ("quick" if args.quick else "full")
+    out = _run_root(args)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    candidates = CANDIDATES_QUICK if args.quick else CANDIDATES_FULL
+    stem = _stem(args)
+    candidates = select_candidates(args.candidates, args.quick)
     suite_budget = SUITE_QUICK if args.quick else SUITE_FULL
     res: dict = {"command": "python benchmarks/pretrain_cpu_scale.py"
                  + (" --quick" if args.quick else "")
+                 + (" --candidates " + " ".join(args.candidates) if args.candidates else "")
+                 + (" --each-candidate" if args.each_candidate else "")
+                 + (" --probe-only" if args.probe_only else "")
+                 + (f" --stem {args.stem}" if args.stem else "")
                  + (f" --threads {args.threads}" if args.threads != 1 else ""),
+                 "stem": stem, "each_candidate": args.each_candidate,
+                 "probe_only": args.probe_only,
                  "machine": f"{platform.processor() or platform.machine()}, "
                             f"{__import__('os').cpu_count()} CPUs, Python "
                             f"{platform.python_version()}, torch {torch.__version__}",
@@ -697,10 +765,12 @@ def main(argv=None) -> int:
     res["chosen"] = {t: {"arch": a, "run": next(k for k, v in res["pretraining"].items()
                                                 if v["chosen"] and METHOD_TITLES[v["method"]] == t)}
                      for t, a in chosen.items()}
+    if args.each_candidate:
+        encoders, chosen, res["evaluated"] = evaluate_each(res["pretraining"], out)
 
     # Partial results now, so that a run stopped during the suite still leaves its pretraining.
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    (Path(args.results) / f"pretrain_cpu_scale{suffix}_partial.json").write_text(
+    (Path(args.results) / f"{stem}_partial.json").write_text(
         json.dumps(_clean(res), indent=2, default=str))
 
     # 4. LUDB suite
@@ -711,6 +781,9 @@ def main(argv=None) -> int:
                       n_boot=suite_budget["n_boot"], seg_folds=suite_budget["seg_folds"],
                       plots=True)
     res["suite_config"] = {k: suite_budget[k] for k in suite_budget} | {"n_folds": 5}
+    if args.probe_only:  # the classification probe against the random-init twins, nothing else
+        cfg.tasks, cfg.supervised, cfg.classical = ["probe"], False, False
+        res["suite_config"] |= {"tasks": ["probe"], "supervised": False, "classical": False}
     t = time.perf_counter()
     suite = run_suite(encoders, eval_store, out / "report", cfg,
                       title="CPU-scale pretraining on the real data: LUDB evaluation",
@@ -719,33 +792,55 @@ def main(argv=None) -> int:
     res["suite"] = {k: suite.get(k) for k in ("rows", "probe", "probe_labels", "regression",
                                                "segmentation", "seconds")}
     res["total_s"] = time.perf_counter() - t0
-    (Path(args.results) / f"pretrain_cpu_scale{suffix}_partial.json").write_text(
+    (Path(args.results) / f"{stem}_partial.json").write_text(
         json.dumps(_clean(res), indent=2, default=str))
     return write_results(res, args)
+
+
+def evaluate_each(pretraining: dict, out: Path) -> tuple[dict, dict, dict]:
+    """``--each-candidate``: one LUDB row per candidate run, titled ``<method> <run>``, with the
+    weights (student or EMA target) the validation probe scored higher for that run.
+
+    Returns ``(encoders, chosen, evaluated)``: title -> loaded encoder, title -> arch label (for
+    the random-init comparisons), title -> ``{"run", "arch"}`` (stored in the results)."""
+    from ecgssl.api import load_encoder
+
+    encoders, chosen, evaluated = {}, {}, {}
+    for name, r in pretraining.items():
+        if name.endswith("/target"):
+            continue
+        best = name
+        target = pretraining.get(f"{name}/target")
+        if target and target["validation"]["score"] > r["validation"]["score"]:
+            best = f"{name}/target"
+        title = f"{METHOD_TITLES[r['method']]} {name}"
+        encoders[title] = load_encoder(out / best)
+        chosen[title] = r["arch"]
+        evaluated[title] = {"run": best, "arch": r["arch"]}
+    return encoders, chosen, evaluated
 
 
 def write_results(res: dict | None, args) -> int:
     """Final JSON + Markdown + the copied suite report. ``res=None``: read them back from the
     JSON an earlier run wrote (``--report-only``)."""
-    suffix = "_quick" if args.quick else ""
+    stem = _stem(args)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    final, partial = (results / f"pretrain_cpu_scale{suffix}.json",
-                      results / f"pretrain_cpu_scale{suffix}_partial.json")
+    final, partial = results / f"{stem}.json", results / f"{stem}_partial.json"
     if res is None:
         res = json.loads((partial if partial.exists() else final).read_text())
     print("[4/4] writing results", flush=True)
-    chosen = {t: v["arch"] for t, v in res["chosen"].items()}
+    rows = res.get("evaluated") or res["chosen"]
+    chosen = {t: v["arch"] for t, v in rows.items()}
     res["comparisons"] = comparisons(res.get("suite") or {}, chosen)
-    out = Path(args.out) / ("quick" if args.quick else "full")
+    out = _run_root(args)
     if (out / "report").exists():
-        res["report_figures"] = copy_report(out / "report",
-                                            results / f"pretrain_cpu_scale{suffix}")
+        res["report_figures"] = copy_report(out / "report", results / stem)
     final.write_text(json.dumps(_clean(res), indent=2, default=str))
     partial.unlink(missing_ok=True)
-    (results / f"pretrain_cpu_scale{suffix}.md").write_text(markdown(_clean(res)))
+    (results / f"{stem}.md").write_text(markdown(_clean(res)))
     print("\n".join(res["comparisons"]))
-    print(f"done in {res['total_s'] / 60:.1f} min: {results / f'pretrain_cpu_scale{suffix}.md'}")
+    print(f"done in {res['total_s'] / 60:.1f} min: {results / f'{stem}.md'}")
     return 0
 
 

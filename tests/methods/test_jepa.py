@@ -145,6 +145,22 @@ def test_build_from_recipes():
         build_jepa({"name": "jepa", "mask": {"kind": "block"}}, {"name": "vit_tiny"})
 
 
+def test_scaled_cpu_recipe_matches_the_benchmarked_setting():
+    """jepa_cpu_scaled.yaml = jepa_cpu.yaml + the w128 d4 ViT, predictor 64 x 2 and input_scale
+    20 that pretrain_cpu_scale_jepa_fix benchmarked; the other recipes keep input_scale 1."""
+    from ecgssl.train.recipes import load_recipe
+
+    cpu = load_recipe(CONFIGS / "jepa_cpu.yaml")
+    scaled = load_recipe(CONFIGS / "jepa_cpu_scaled.yaml")
+    method = build_jepa(scaled["method"], scaled["encoder"])
+    assert method.encoder.input_scale == 20.0 and method.target_encoder.input_scale == 20.0
+    assert method.encoder.spec["width"] == 128 and method.encoder.spec["depth"] == 4
+    assert build_jepa(cpu["method"], cpu["encoder"]).encoder.input_scale == 1.0
+    for key in ("lr", "batch_size", "weight_decay", "seed"):
+        assert scaled["train"][key] == cpu["train"][key]
+    assert scaled["method"]["mask"] == cpu["method"]["mask"]
+
+
 def test_masked_loss_counts_recorded_leads_only():
     from ecgssl.methods.jepa import masked_smooth_l1
 

@@ -150,3 +150,57 @@ def test_parameter_count_of_vit_base():
         enc = create_vit("vit_base", lead_names=LEADS_8)
     n_params = sum(p.numel() for p in enc.parameters())
     assert 84e6 < n_params < 86e6  # the paper's 85 M
+
+
+# -- input_scale: opt-in fix for mV inputs drowned by the position embedding --------------------
+def _ecg_like(batch=16, patches=10, seed=0):
+    """(B, 8, T) zero-mean signals with the RMS of a high-passed ECG in mV (~0.25)."""
+    return 0.25 * _x(batch=batch, patches=patches, seed=seed)
+
+
+def test_input_scale_default_and_equivalence():
+    torch.manual_seed(0)
+    plain = create_vit("vit_tiny", n_patches=10).eval()
+    assert plain.spec["input_scale"] == 1.0 and plain.input_scale == 1.0
+    torch.manual_seed(0)
+    scaled = create_vit("vit_tiny", n_patches=10, input_scale=20.0).eval()
+    assert scaled.spec["input_scale"] == 20.0
+    x = _ecg_like(batch=2)
+    with torch.no_grad():  # same weights (same seed): scaling inside == scaling the input
+        torch.testing.assert_close(scaled(x), plain(20.0 * x), rtol=1e-5, atol=1e-5)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="input_scale"):
+            create_vit("vit_tiny", n_patches=10, input_scale=bad)
+
+
+def test_input_scale_spreads_features_at_init():
+    """With mV-scale input the sin-cos embedding dominates every token at scale 1; scale 20 makes
+    the pooled features (and the output tokens) depend on the ECG far more."""
+    from ecgssl.train.callbacks import feature_collapse_stats
+
+    x = _ecg_like(batch=16)
+    spread = {}
+    for scale in (1.0, 20.0):
+        torch.manual_seed(0)
+        enc = create_vit("vit_tiny", n_patches=10, input_scale=scale).eval()
+        with torch.no_grad():
+            tokens = enc.forward_tokens(x)
+        ratio = feature_collapse_stats(tokens.mean(dim=1))["feat_std_ratio"]
+        spread[scale] = (ratio, (tokens.var(dim=0).mean() / tokens.pow(2).mean()).item())
+    assert spread[20.0][0] > 5 * spread[1.0][0]
+    assert spread[20.0][1] > 10 * spread[1.0][1]
+
+
+def test_input_scale_survives_export(tmp_path):
+    from ecgssl.train.export import export_encoder, load_encoder
+
+    store_config = {"fs": 250, "leads": LEADS_8, "n_samples": 2500, "hash": "abc",
+                    "preprocess": {"filters": None, "normalisation": None, "fs": 250}}
+    torch.manual_seed(0)
+    enc = create_vit("vit_tiny", n_leads=8, input_scale=20.0).eval()
+    export_encoder(enc, tmp_path / "enc", store_config)
+    loaded, spec = load_encoder(tmp_path / "enc.json")
+    assert spec["encoder"]["overrides"]["input_scale"] == 20.0 and loaded.input_scale == 20.0
+    x = _ecg_like(batch=2, patches=50)
+    with torch.no_grad():
+        assert torch.equal(enc(x), loaded(x))

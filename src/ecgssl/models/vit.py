@@ -181,6 +181,14 @@ class VisionTransformerECG(nn.Module):
             weights) or add it once at the input.
         drop_path: stochastic-depth rate of the last block (linear from 0).
         init_std: std of the truncated-normal init.
+        input_scale: fixed factor applied to the mV input before ``W_P`` (1.0: the original).
+            Why: the sin-cos position embedding has RMS ~0.7 per entry while ``W_P`` (init std
+            0.02, 50 samples) maps a high-passed ECG patch (RMS ~0.2 mV) to RMS ~0.03, so at
+            small training budgets the tokens (and the pooled features) are nearly the same for
+            every ECG. Scaling the input rather than ``W_P``'s init also scales how fast Adam's
+            updates of ``W_P`` move the tokens (an update of size lr changes tokens by
+            ~lr x input size), as standardising the input would. Stored in ``spec`` so exports
+            and checkpoints rebuild it; the released weights expect 1.0.
     Input ``x`` is (B, L, T) float32 in mV with ``T = P * patch_size`` for some ``P <= n_patches``
     (shorter inputs use the first P time rows of the embedding).
     """
@@ -188,7 +196,8 @@ class VisionTransformerECG(nn.Module):
     def __init__(self, lead_names: Sequence[str] = tuple(LEADS_8), n_patches: int = 50,
                  patch_size: int = 50, width: int = 768, depth: int = 12, num_heads: int = 16,
                  mlp_ratio: float = 4.0, qkv_bias: bool = False, attention: str = "cropa",
-                 pos_every_block: bool = True, drop_path: float = 0.0, init_std: float = 0.02):
+                 pos_every_block: bool = True, drop_path: float = 0.0, init_std: float = 0.02,
+                 input_scale: float = 1.0):
         super().__init__()
         lead_names = [canonical_lead(name) for name in lead_names]
         if not lead_names or len(set(lead_names)) != len(lead_names):
@@ -201,6 +210,8 @@ class VisionTransformerECG(nn.Module):
             raise ValueError(f"width must be divisible by 4 (2-D sin-cos), got {width}")
         if attention not in ATTENTION_MODES:
             raise ValueError(f"unknown attention {attention!r}; known: {ATTENTION_MODES}")
+        if not (math.isfinite(input_scale) and input_scale > 0):
+            raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.lead_names = lead_names
         self.n_leads = len(lead_names)
         self.n_patches = int(n_patches)
@@ -208,12 +219,14 @@ class VisionTransformerECG(nn.Module):
         self.embed_dim = int(width)
         self.stride = int(patch_size)
         self.pos_every_block = bool(pos_every_block)
+        self.input_scale = float(input_scale)
         self.spec = {
             "name": "vit", "class": "VisionTransformerECG", "lead_names": list(lead_names),
             "n_patches": int(n_patches), "patch_size": int(patch_size), "width": int(width),
             "depth": int(depth), "num_heads": int(num_heads), "mlp_ratio": float(mlp_ratio),
             "qkv_bias": bool(qkv_bias), "attention": attention,
             "pos_every_block": bool(pos_every_block), "drop_path": float(drop_path),
+            "input_scale": float(input_scale),
         }
         self.W_P = nn.Linear(self.patch_size, self.embed_dim)
         # Fixed, not learned: a buffer, but saved so that released checkpoints' key loads.
@@ -277,6 +290,8 @@ class VisionTransformerECG(nn.Module):
                 f"input of {n_samples} samples is not a whole number of {self.patch_size}-sample "
                 f"patches up to {self.n_patches} patches")
         n_patch = n_samples // self.patch_size
+        if self.input_scale != 1.0:  # skipped at 1.0: bit-identical to the original
+            x = x * self.input_scale
         tokens = self.W_P(x.reshape(batch, n_rows, n_patch, self.patch_size))  # (B, L, P, D)
         pos = self.pos_embed.view(self.n_leads, self.n_patches, -1)
         if lead_idx != list(range(self.n_leads)):
