@@ -79,6 +79,12 @@ CANDIDATES_EXTRA = [
     ("jepa_w128_d4_x20", "jepa", "jepa_cpu.yaml", 1500,
      ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
       "method.predictor_embed_dim=64", "method.predictor_depth=2", "encoder.input_scale=20.0"]),
+    # The same with the position embedding added once at the input (not before every block):
+    # the most ECG-dependent tokens at initialisation in benchmarks/vit_input_scale_diag.py.
+    ("jepa_w128_d4_x20_pos1", "jepa", "jepa_cpu.yaml", 1500,
+     ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
+      "method.predictor_embed_dim=64", "method.predictor_depth=2", "encoder.input_scale=20.0",
+      "encoder.pos_every_block=false"]),
 ]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),
