@@ -201,21 +201,41 @@ def _to(batch: dict, device: str) -> dict:
     return out
 
 
-def case_jepa(args) -> dict:
+def _predictor_size(encoder: str) -> tuple[int, int]:
+    """(width, depth) of the benchmark's JEPA predictor: tiny for smoke runs, else 384 x 6."""
+    return (32, 1) if encoder == "vit_tiny" else (384, 6)
+
+
+def _bench_jepa(args, leads: list[str], attention: str):
+    """The benchmarked ECG-JEPA (seeded), on ``args.device`` in training mode."""
     import torch
 
     from ecgssl.methods.jepa import build_jepa
 
-    leads = LEADS_8 if args.leads == 8 else LEADS_12
-    width, depth, _ = VIT[args.encoder]
-    pwidth, pdepth = (32, 1) if args.encoder == "vit_tiny" else (384, 6)
+    pwidth, pdepth = _predictor_size(args.encoder)
     torch.manual_seed(0)
-    method = build_jepa(
+    return build_jepa(
         {"leads": leads, "predictor_embed_dim": pwidth, "predictor_depth": pdepth,
          "predictor_num_heads": 4 if pwidth == 32 else 12,
          "mask": {"type": "block", "seed": 0}},
         {"name": args.encoder, "n_patches": args.patches, "patch_size": 50,
-         "attention": args.attention}).to(args.device).train()
+         "attention": attention}).to(args.device).train()
+
+
+def _jepa_flops(args, n_leads: int, mask_ratios: list[float]) -> list[int]:
+    """Training-step FLOPs of each measured step, from its realised mask ratio."""
+    width, depth, _ = VIT[args.encoder]
+    pwidth, pdepth = _predictor_size(args.encoder)
+    return [jepa_step_flops(args.batch, n_leads, args.patches,
+                            args.patches - int(round(r * args.patches)), width, depth, 50,
+                            pwidth, pdepth) for r in mask_ratios]
+
+
+def case_jepa(args) -> dict:
+    import torch
+
+    leads = LEADS_8 if args.leads == 8 else LEADS_12
+    method = _bench_jepa(args, leads, args.attention)
     rss0 = _rss_mb()
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -225,12 +245,7 @@ def case_jepa(args) -> dict:
                                       generator=gen).to(args.device)} for _ in range(2)]
     times, ratios = _timed_steps(method, batches, args.device, args.steps, args.warmup,
                                  args.precision)
-    flops = []
-    for r in ratios:
-        n_masked = int(round(r * args.patches))
-        flops.append(jepa_step_flops(args.batch, len(leads), args.patches,
-                                     args.patches - n_masked, width, depth, 50, pwidth, pdepth))
-    out = _summary(times, flops, args.batch)
+    out = _summary(times, _jepa_flops(args, len(leads), ratios), args.batch)
     out["mask_ratio_mean"] = sum(ratios) / len(ratios)
     out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2**20 \
         if args.device == "cuda" else _rss_mb() - rss0
@@ -255,18 +270,9 @@ def case_jepa_side_by_side(args) -> dict:
     import torch
 
     import ecgssl.models.vit as vit_module
-    from ecgssl.methods.jepa import build_jepa
 
     leads = LEADS_8 if args.leads == 8 else LEADS_12
-    width, depth, _ = VIT[args.encoder]
-    pwidth, pdepth = (32, 1) if args.encoder == "vit_tiny" else (384, 6)
-    torch.manual_seed(0)
-    method = build_jepa(
-        {"leads": leads, "predictor_embed_dim": pwidth, "predictor_depth": pdepth,
-         "predictor_num_heads": 4 if pwidth == 32 else 12,
-         "mask": {"type": "block", "seed": 0}},
-        {"name": args.encoder, "n_patches": args.patches, "patch_size": 50,
-         "attention": "cropa"}).to(args.device).train()
+    method = _bench_jepa(args, leads, "cropa")
     opt = torch.optim.AdamW(method.param_groups(0.05), lr=1e-4)
     batch = {"signal": torch.randn(args.batch, len(leads), args.patches * 50,
                                    generator=torch.Generator().manual_seed(0)).to(args.device)}
@@ -295,9 +301,7 @@ def case_jepa_side_by_side(args) -> dict:
         if rnd >= args.warmup:
             ratios.append(metrics["mask_ratio"])
     vit_module.cropa_attention = structured
-    flops = [jepa_step_flops(args.batch, len(leads), args.patches,
-                             args.patches - int(round(r * args.patches)), width, depth, 50,
-                             pwidth, pdepth) for r in ratios]
+    flops = _jepa_flops(args, len(leads), ratios)
     out = {"mask_ratio_mean": sum(ratios) / len(ratios), "rounds": len(ratios)}
     for mode in modes:
         out[mode] = _summary(times[mode], flops, args.batch)
