@@ -62,29 +62,33 @@ EVAL_SETS = [HIGHPASS_SET]
 # on 870 windows need a larger rate, so the CPU recipe's 5e-4 (batch 16) and a ViT of 4 blocks.
 # Beat-SSL: 3KG rotations of +-45 deg teach invariance to the electrical axis, which several
 # diagnoses (axis deviation, hypertrophy) depend on; +-15 deg is the second candidate.
+_W128 = ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
+         "method.predictor_embed_dim=64", "method.predictor_depth=2"]
+# input_scale 20: the ViT multiplies the mV input by 20 before W_P, so that at init the patch
+# part of a token (RMS ~0.67 on the high-passed data) is as large as the sin-cos position
+# embedding (RMS 0.71) instead of 0.03 (benchmarks/results/vit_input_scale_diag.md; chosen from
+# that ratio, not from any probe).
+_X20 = [*_W128, "encoder.input_scale=20.0"]
 CANDIDATES_FULL = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 1500, []),
-    ("jepa_w128_d4", "jepa", "jepa_cpu.yaml", 1500,
-     ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
-      "method.predictor_embed_dim=64", "method.predictor_depth=2"]),
+    ("jepa_w128_d4", "jepa", "jepa_cpu.yaml", 1500, _W128),
+    ("jepa_w128_d4_x20", "jepa", "jepa_cpu.yaml", 1500, _X20),
     ("beatssl_small", "beat_ssl", "beatssl_cpu.yaml", 1000, []),
     ("beatssl_small_rot15", "beat_ssl", "beatssl_cpu.yaml", 1000,
      ["method.views.max_angle_deg=15.0"]),
 ]
-# Not in the full run; chosen by name with --candidates. input_scale 20: the ViT multiplies the
-# mV input by 20 before W_P, so that at init the patch part of a token (RMS ~0.67 on the
-# high-passed data) is as large as the sin-cos position embedding (RMS 0.71) instead of 0.03
-# (benchmarks/results/vit_input_scale_diag.md; chosen from that ratio, not from any probe).
+# Not in the full run; chosen by name with --candidates.
 CANDIDATES_EXTRA = [
-    ("jepa_w128_d4_x20", "jepa", "jepa_cpu.yaml", 1500,
-     ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
-      "method.predictor_embed_dim=64", "method.predictor_depth=2", "encoder.input_scale=20.0"]),
-    # The same with the position embedding added once at the input (not before every block):
-    # the most ECG-dependent tokens at initialisation in benchmarks/vit_input_scale_diag.py.
+    # The position embedding added once at the input (not before every block): the most
+    # ECG-dependent tokens at initialisation in benchmarks/vit_input_scale_diag.py.
     ("jepa_w128_d4_x20_pos1", "jepa", "jepa_cpu.yaml", 1500,
-     ["encoder.width=128", "encoder.depth=4", "encoder.num_heads=4",
-      "method.predictor_embed_dim=64", "method.predictor_depth=2", "encoder.input_scale=20.0",
-      "encoder.pos_every_block=false"]),
+     [*_X20, "encoder.pos_every_block=false"]),
+    # Seed replicates of the chosen settings (train.seed drives init, data order, views,
+    # masks): the spread between pretraining seeds, next to that between random inits.
+    *[(f"jepa_w128_d4_x20_s{s}", "jepa", "jepa_cpu.yaml", 1500, [*_X20, f"train.seed={s}"])
+      for s in (1, 2)],
+    *[(f"beatssl_small_s{s}", "beat_ssl", "beatssl_cpu.yaml", 1000, [f"train.seed={s}"])
+      for s in (1, 2)],
 ]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),
@@ -141,7 +145,9 @@ def select_candidates(names: list[str] | None, quick: bool) -> list[tuple]:
     full list and ``CANDIDATES_EXTRA``, in the order given)."""
     if not names:
         return CANDIDATES_QUICK if quick else CANDIDATES_FULL
-    known = {c[0]: c for c in CANDIDATES_FULL + CANDIDATES_EXTRA + CANDIDATES_QUICK}
+    # The quick list reuses full names with smoke budgets: only one of the two lists applies.
+    pool = CANDIDATES_QUICK if quick else CANDIDATES_FULL + CANDIDATES_EXTRA
+    known = {c[0]: c for c in pool}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown candidates {unknown}; known: {sorted(known)}")
@@ -214,9 +220,36 @@ def collapsed(summary: dict) -> tuple[bool, str]:
     return bool(reasons), "; ".join(reasons)
 
 
+TRAIN_INFO = "bench_train.json"  # what run_pretraining measured, kept for --reuse
+
+
+def reusable(out: Path, resolved: dict, store: Path) -> dict | None:
+    """The stored training info of a finished run in ``out`` trained with exactly this resolved
+    recipe on a store with the same preprocessing hash, windows and sources, else None
+    (``--reuse``; the store itself is re-prepared by every run, so its creation time differs)."""
+    import yaml
+
+    from ecgssl.data.store import ECGStore
+
+    files = [out / "config.yaml", out / "run.json", out / "encoder.safetensors", out / TRAIN_INFO]
+    if not all(f.exists() for f in files):
+        return None
+    if yaml.safe_load((out / "config.yaml").read_text()) != resolved:
+        return None
+    trained = json.loads((out / "run.json").read_text())["training"]
+    st = ECGStore(store)
+    now = {"store_hash": st.config.get("hash"), "n_windows": len(st),
+           "sources": st.manifest["source"].value_counts().to_dict()}
+    if any(trained.get(k) != v for k, v in now.items()):
+        return None
+    return json.loads((out / TRAIN_INFO).read_text())
+
+
 def run_pretraining(name: str, recipe: str, store: Path, out: Path, steps: int,
-                    overrides: list[str]) -> tuple[dict, list[str]]:
+                    overrides: list[str], reuse: bool = False) -> tuple[dict, list[str]]:
+    """Pretrain one candidate into ``out`` (or, with ``reuse``, keep an identical finished run)."""
     from ecgssl.demo import recipe_path
+    from ecgssl.train.recipes import load_recipe
     from ecgssl.train.run import pretrain
 
     ov = [f"train.max_steps={steps}", "train.progress_bar=false", "train.tensorboard=false",
@@ -224,10 +257,16 @@ def run_pretraining(name: str, recipe: str, store: Path, out: Path, steps: int,
           "train.checkpoint_every_n_epochs=0", *overrides]
     if steps < 60:  # the recipes warm up for one epoch: shorter than a smoke run
         ov += ["train.warmup_epochs=0", f"train.warmup_steps={max(1, steps // 5)}"]
+    if reuse:
+        info = reusable(out, load_recipe(recipe_path(recipe), ov), store)
+        if info is not None:
+            print(f"    reusing the finished run in {_rel(out)}", flush=True)
+            return info | {"reused": True}, ov
     t = time.perf_counter()
     result = pretrain(recipe_path(recipe), store, out, overrides=ov)
     info = {"steps": result.global_step, "epochs": result.epochs, "wall_s": time.perf_counter() - t,
             "samples_per_s": result.samples_per_s, "final_loss": result.final_loss}
+    (out / TRAIN_INFO).write_text(json.dumps(info, indent=2))
     return info, ov
 
 
@@ -462,7 +501,8 @@ def markdown(res: dict) -> str:
                          if k in r["collapse_keys"])
         lines.append(f"| {name} | {METHOD_TITLES[r['method']]} | {r.get('weights', '')} | "
                      f"{t['steps']} ({t['epochs']}) | "
-                     f"{t['wall_s']:.0f} | {_f(s['loss_start'])} -> {_f(s['loss_end'])} | "
+                     f"{t['wall_s']:.0f}{' (earlier run, reused)' if t.get('reused') else ''} | "
+                     f"{_f(s['loss_start'])} -> {_f(s['loss_end'])} | "
                      f"{coll} | {'yes: ' + r['collapse_reason'] if r['collapsed'] else 'no'} | "
                      f"{_f(v.get('feat_erank'), 1)} | {_val(v)} | {_f(v.get('af_auroc'))} | "
                      f"{_f(v.get('rhythm_r2'))} | {'**yes**' if r['chosen'] else ''} |")
@@ -497,6 +537,7 @@ def markdown(res: dict) -> str:
             lines.append(f"| {k} | {_pm(v['macro_auroc'])} | {_pm(v['macro_f1'])} |")
         lines += ["", f"Labels ({len(suite.get('probe_labels', []))}): "
                   f"{', '.join(suite.get('probe_labels', []))}", ""]
+        lines += _paired_probe_md(suite.get("paired_probe") or {})
     reg = suite.get("regression") or {}
     if reg:
         targets = list(next(iter(reg.values())).keys())
@@ -520,10 +561,87 @@ def markdown(res: dict) -> str:
                                                    ("QRS", "T", "P")) + " | " +
                          " | ".join(_f(_seg_dice(pooled, w)) for w in ("QRS", "T", "P")) + " |")
         lines.append("")
+        lines += _paired_seg_md(suite.get("paired_segmentation") or {})
+    lines += _seed_spread_md(res.get("seed_spread"))
     lines += ["## What beat what", ""] + [f"- {c}" for c in res.get("comparisons", [])]
     lines += ["", "## Diagnosis", ""] + [f"- {c}" for c in diagnosis(res)]
     lines += ["", "## Caveats", ""] + [f"- {c}" for c in caveats(res)]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(ci, baseline: str = "random init") -> str:
+    """What a 95 % CI of a difference (row - baseline) says."""
+    if ci[0] > 0:
+        return f"beats {baseline}"
+    if ci[1] < 0:
+        return f"WORSE than {baseline}"
+    return f"NOT shown to beat {baseline} (the CI includes 0)"
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci and None not in ci else "-"
+
+
+def _paired_probe_md(paired: dict) -> list[str]:
+    """Paired differences of the probe / fine-tuning rows and the labels behind them."""
+    if not paired:
+        return []
+    lines = ["#### Paired differences (same folds, same test records)", "",
+             "Each row minus its twin (random init of the same architecture; for fine-tuned rows, "
+             "supervised from scratch). 95 % CI: paired bootstrap over test records, resampled "
+             "within folds, the same draw for both rows. P(not better): fraction of resamples "
+             "where the row does not beat its twin.", "",
+             "| row | vs | macro AUROC difference | 95 % CI | P(not better) | per fold | labels "
+             "better |", "|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        lines.append(f"| {name} | {r['vs']} | {r['delta']:+.3f} | {_ci(r['ci'])} | "
+                     f"{r['p_not_better']:.3f} | "
+                     + " ".join(f"{d:+.3f}" for d in r["per_fold"])
+                     + f" | {r['classes_better']}/{r['n_classes']} |")
+    names = list(paired)
+    labels = list(next(iter(paired.values()))["per_class"])
+    lines += ["", "Per label: AUROC difference to the twin (mean over folds).", "",
+              "| label | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for lab in labels:
+        lines.append(f"| {lab} | " + " | ".join(
+            f"{paired[n]['per_class'].get(lab, float('nan')):+.3f}" for n in names) + " |")
+    return lines + [""]
+
+
+def _paired_seg_md(paired: dict) -> list[str]:
+    if not paired:
+        return []
+    lines = ["#### Paired differences (same test records)", "",
+             "Each row minus its twin; 95 % CI: paired bootstrap over records.", "",
+             "| row | vs | mean F1 difference | 95 % CI | P(not better) | Dice difference | "
+             "95 % CI | P / QRS / T F1 difference |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        waves = " / ".join(f"{r['per_wave_f1'][w]:+.3f}" for w in ("P", "QRS", "T"))
+        lines.append(f"| {name} | {r['vs']} | {r['delta_f1']:+.3f} | {_ci(r['ci_f1'])} | "
+                     f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
+                     f"{_ci(r['ci_dice'])} | {waves} |")
+    return lines + [""]
+
+
+def _seed_spread_md(spread: dict | None) -> list[str]:
+    if not spread:
+        return []
+    n = spread["n_seeds"]
+    lines = [f"### LUDB probe against {n} random initialisations", "",
+             "The suite's twin is seed 0. Every pretrained row is paired with each random "
+             "initialisation of its architecture (same folds and records; 95 % paired bootstrap "
+             "CI).", "",
+             "| architecture | random-init macro AUROC per seed | mean ± sd |", "|---|---|---|"]
+    for arch, aucs in spread["random"].items():
+        lines.append(f"| {arch} | " + " ".join(f"{a:.3f}" for a in aucs)
+                     + f" | {np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f} |")
+    lines += ["", "| pretrained row | macro AUROC | beats seeds (CI above 0) | difference per seed "
+              "[95 % CI] |", "|---|---|---|---|"]
+    for title, r in spread["rows"].items():
+        wins = sum(v["ci"][0] > 0 for v in r["vs_seeds"])
+        cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {_ci(v['ci'])}" for v in r["vs_seeds"])
+        lines.append(f"| {title} | {r['auroc']:.3f} | {wins}/{len(r['vs_seeds'])} | {cells} |")
+    return lines + [""]
 
 
 def diagnosis(res: dict) -> list[str]:
@@ -586,6 +704,8 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
     out = []
     # A task the suite skipped (--probe-only) is stored as None.
     probe, seg, reg = (suite.get(k) or {} for k in ("probe", "segmentation", "regression"))
+    paired_probe = suite.get("paired_probe") or {}
+    paired_seg = suite.get("paired_segmentation") or {}
     for title, arch in chosen.items():
         rnd, sup = f"random-init {arch}", f"supervised from scratch {arch}"
         if title in probe and rnd in probe:
@@ -598,9 +718,21 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
             verdict = ("beyond" if abs(a - b) > spread else "within") + \
                 f" the fold-to-fold spread (± {spread:.3f})"
             sup_text = "" if s is None else f"; supervised from scratch {_f(s)}"
+            pp = paired_probe.get(title)
+            if pp:  # paired bootstrap over the same test records: the verdict's basis
+                verdict = (f"95 % paired CI {_ci(pp['ci'])}, P(not better) "
+                           f"{pp['p_not_better']:.3f}: "
+                           + _verdict(pp["ci"])
+                           + f"; better on {pp['classes_better']}/{pp['n_classes']} labels")
             out.append(f"{title} LUDB probe macro AUROC {a:.3f} ± {sa:.3f} vs random-init "
                        f"{b:.3f} ± {sb:.3f}: {'higher' if a > b else 'NOT higher'} than random "
                        f"init ({a - b:+.3f}, {verdict}){sup_text}.")
+        ft = paired_probe.get(f"{title} fine-tuned")
+        if ft:
+            out.append(f"{title} fine-tuned LUDB classification macro AUROC {ft['a']:.3f} vs "
+                       f"supervised from scratch {ft['b']:.3f} ({ft['delta']:+.3f}, 95 % paired "
+                       f"CI {_ci(ft['ci'])}: " + _verdict(ft["ci"], "the same training from "
+                                                           "random init") + ").")
         key = f"{title} (frozen encoder + decoder)"
         rkey = f"{rnd} (frozen encoder + decoder)"
         nk = next((k for k in seg if k.startswith("neurokit2")), None)
@@ -610,10 +742,20 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
             fb = np.mean([_seg_f1(q, w) for w in ("QRS", "T", "P")])
             line = (f"{title} segmentation mean F1 (QRS, T, P) {fa:.3f} vs random-init "
                     f"{fb:.3f}: {'beats' if fa > fb else 'does NOT beat'} random init")
+            ps = paired_seg.get(key)
+            if ps:
+                line += (f" ({ps['delta_f1']:+.3f}, 95 % paired CI {_ci(ps['ci_f1'])}: "
+                         + _verdict(ps["ci_f1"]) + ")")
             if nk:
                 fn = np.mean([_seg_f1(seg[nk]["pooled"], w) for w in ("QRS", "T", "P")])
                 line += f"; neurokit2 prominence {fn:.3f} ({'beaten' if fa > fn else 'NOT beaten'})"
             out.append(line + ".")
+        ps = paired_seg.get(f"{title} fine-tuned")
+        if ps:
+            out.append(f"{title} fine-tuned segmentation mean F1 {ps['a_f1']:.3f} vs supervised "
+                       f"from scratch {ps['b_f1']:.3f} ({ps['delta_f1']:+.3f}, 95 % paired CI "
+                       f"{_ci(ps['ci_f1'])}: " + _verdict(ps["ci_f1"], "the same training "
+                                                               "from random init") + ").")
         if title in reg and rnd in reg:
             wins = [t for t in reg[title] if reg[title][t].get("mae") is not None
                     and reg[rnd].get(t, {}).get("mae") is not None
@@ -680,6 +822,15 @@ def main(argv=None) -> int:
     parser.add_argument("--probe-only", action="store_true",
                         help="LUDB suite: linear probe + random-init twins only (no "
                              "regression, segmentation, supervised or classical rows)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="LUDB suite: also fine-tune each pretrained encoder (classification "
+                             "and segmentation) beside supervised from scratch")
+    parser.add_argument("--random-seeds", type=int, default=1, metavar="N",
+                        help="LUDB probe of N random initialisations of each architecture "
+                             "(seeds 0..N-1), each paired with every pretrained row")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a candidate's finished run when its resolved recipe and "
+                             "pretraining store hash are those of this run (no retraining)")
     args = parser.parse_args(argv)
     if args.report_only:
         return write_results(None, args)
@@ -702,6 +853,9 @@ def main(argv=None) -> int:
                  + (" --candidates " + " ".join(args.candidates) if args.candidates else "")
                  + (" --each-candidate" if args.each_candidate else "")
                  + (" --probe-only" if args.probe_only else "")
+                 + (" --finetune" if args.finetune else "")
+                 + (f" --random-seeds {args.random_seeds}" if args.random_seeds > 1 else "")
+                 + (" --reuse" if args.reuse else "")
                  + (f" --stem {args.stem}" if args.stem else "")
                  + (f" --threads {args.threads}" if args.threads != 1 else ""),
                  "stem": stem, "each_candidate": args.each_candidate,
@@ -730,7 +884,8 @@ def main(argv=None) -> int:
     for name, method, recipe, steps, overrides in candidates:
         print(f"[2/4] pretraining {name} ({steps} steps)", flush=True)
         run_dir = out / name
-        info, ov = run_pretraining(name, recipe, pre_dir, run_dir, steps, overrides)
+        info, ov = run_pretraining(name, recipe, pre_dir, run_dir, steps, overrides,
+                                   reuse=args.reuse)
         summary = training_summary(run_dir / "metrics.csv", method)
         is_collapsed, reason = collapsed(summary)
         enc = load_encoder(run_dir)
@@ -790,17 +945,68 @@ def main(argv=None) -> int:
     if args.probe_only:  # the classification probe against the random-init twins, nothing else
         cfg.tasks, cfg.supervised, cfg.classical = ["probe"], False, False
         res["suite_config"] |= {"tasks": ["probe"], "supervised": False, "classical": False}
+    if args.finetune:
+        cfg.finetune_pretrained = cfg.supervised = True
+        res["suite_config"] |= {"finetune_pretrained": True, "supervised": True}
     t = time.perf_counter()
     suite = run_suite(encoders, eval_store, out / "report", cfg,
                       title="CPU-scale pretraining on the real data: LUDB evaluation",
                       progress=False)
     res["suite_s"] = time.perf_counter() - t
     res["suite"] = {k: suite.get(k) for k in ("rows", "probe", "probe_labels", "regression",
-                                               "segmentation", "seconds")}
+                                               "segmentation", "paired_probe",
+                                               "paired_segmentation", "seconds")}
+    if args.random_seeds > 1:
+        print(f"[3/4] LUDB probe: {args.random_seeds} random initialisations", flush=True)
+        res["seed_spread"] = seed_spread(encoders, eval_store, cfg, args.random_seeds)
     res["total_s"] = time.perf_counter() - t0
     (Path(args.results) / f"{stem}_partial.json").write_text(
         json.dumps(_clean(res), indent=2, default=str))
     return write_results(res, args)
+
+
+def seed_spread(encoders: dict, store, cfg, n_seeds: int) -> dict:
+    """LUDB linear probe of every pretrained row against ``n_seeds`` random initialisations of
+    its architecture (seeds 0..n-1; seed 0 is the suite's twin), each difference paired record
+    by record. Same folds, labels and probe as ``run_suite``.
+
+    Returns:
+        ``{"rows": {title: {"arch", "auroc", "vs_seeds": [{"seed", "auroc", "delta", "ci",
+        "p_not_better"}]}}, "random": {arch: [auroc per seed]}}``.
+    """
+    from ecgssl.eval.compare import paired_probe_difference
+    from ecgssl.eval.probe import linear_probe_cv
+    from ecgssl.eval.splits import patient_kfold
+    from ecgssl.eval.suite import _arch_label, _label_matrix
+
+    labels, names, _ = _label_matrix(store, cfg)
+    pids = store.manifest["patient_id"].astype(str).tolist()
+    splits = patient_kfold(cfg.n_folds, patient_ids=pids, labels=labels, seed=cfg.seed)
+    rows = np.arange(len(store))
+
+    def probe(feats):
+        cv = linear_probe_cv(feats, labels, splits, class_names=names, n_boot=1, seed=cfg.seed)
+        return cv["macro_auroc"]["mean"], [f.test_scores for f in cv["folds"]]
+
+    random_cv: dict[str, list] = {}
+    for enc in encoders.values():
+        arch = _arch_label(enc.spec)
+        if arch not in random_cv:
+            random_cv[arch] = [probe(_embed(enc, store, rows, seed=s)) for s in range(n_seeds)]
+    out = {"rows": {}, "random": {a: [v[0] for v in cvs] for a, cvs in random_cv.items()},
+           "n_seeds": n_seeds}
+    tests = [sp.test for sp in splits]
+    for title, enc in encoders.items():
+        arch = _arch_label(enc.spec)
+        auc, scores = probe(_embed(enc, store, rows))
+        vs = []
+        for seed, (r_auc, r_scores) in enumerate(random_cv[arch]):
+            d = paired_probe_difference(labels, tests, scores, r_scores, class_names=names,
+                                        n_boot=cfg.paired_boot, seed=cfg.seed)
+            vs.append({"seed": seed, "auroc": r_auc, "delta": d["delta"], "ci": d["ci"],
+                       "p_not_better": d["p_not_better"]})
+        out["rows"][title] = {"arch": arch, "auroc": auc, "vs_seeds": vs}
+    return out
 
 
 def evaluate_each(pretraining: dict, out: Path) -> tuple[dict, dict, dict]:

@@ -74,3 +74,29 @@ def test_suite_refuses_an_encoder_trained_on_other_filters(ludb40, tmp_path):
             run_suite({"cnn": enc}, store, tmp_path, SuiteConfig(tasks=["probe"]))
     finally:
         pre["filters"] = old
+
+
+def test_suite_fine_tuned_rows_and_paired_differences(ludb40):
+    """Fine-tuned pretrained rows beside supervised from scratch, and every row paired with its
+    twin. The exported "pretrained" CNN here is the seed-0 initialisation, i.e. the same weights
+    as its random-init twin: the paired probe difference must be exactly zero."""
+    store, enc, root = ludb40
+    cfg = SuiteConfig(tasks=["probe", "segmentation"], n_folds=3, n_boot=10, min_positives=8,
+                      classical=False, plots=False, finetune_pretrained=True, finetune_epochs=1,
+                      seg_epochs=1, seg_batch_size=8, seg_folds=[0], paired_boot=50)
+    res = run_suite({"cnn": enc}, store, root / "paired", cfg, progress=False)
+    assert set(res["probe"]) == {"cnn", "cnn fine-tuned", "random-init resnet1d_small",
+                                 "supervised from scratch resnet1d_small"}
+    probe = res["paired_probe"]
+    assert probe["cnn"]["vs"] == "random-init resnet1d_small"
+    assert probe["cnn"]["delta"] == 0.0 and probe["cnn"]["ci"] == [0.0, 0.0]
+    assert probe["cnn fine-tuned"]["vs"] == "supervised from scratch resnet1d_small"
+    assert len(probe["cnn fine-tuned"]["per_fold"]) == 3
+    seg = res["paired_segmentation"]
+    assert seg["cnn (frozen encoder + decoder)"]["vs"] == \
+        "random-init resnet1d_small (frozen encoder + decoder)"
+    assert seg["cnn fine-tuned"]["vs"] == "supervised from scratch resnet1d_small"
+    assert seg["cnn fine-tuned"]["n_records"] > 0
+    assert "cnn fine-tuned" in res["segmentation"]
+    text = (root / "paired" / "report.md").read_text()
+    assert "Paired differences: segmentation" in text and "P(not better)" in text

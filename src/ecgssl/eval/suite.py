@@ -57,6 +57,12 @@ class SuiteConfig:
         finetune_epochs, finetune_lr: budget of the supervised-from-scratch classifier (the
             whole encoder + a linear head trained on the labels; epoch chosen on validation).
         random_init, supervised, classical: which baselines to add.
+        finetune_pretrained: also fine-tune every pretrained encoder (whole encoder + head,
+            the supervised rows' budget and protocol) for classification and segmentation, and
+            compare it with supervised from scratch: the same training, only the init differs.
+        paired_boot: resamples of the paired bootstrap of each pretrained row against its
+            random-init twin (and each fine-tuned row against supervised from scratch);
+            0 skips the paired comparisons.
         n_boot: bootstrap resamples for CIs; seed: every random choice.
         plots: write figures.
     """
@@ -78,6 +84,8 @@ class SuiteConfig:
     random_init: bool = True
     supervised: bool = True
     classical: bool = True
+    finetune_pretrained: bool = False
+    paired_boot: int = 2000
     n_boot: int = 1000
     seed: int = 0
     plots: bool = True
@@ -147,11 +155,17 @@ class Row:
     """One row of the tables: a name, a factory of fresh encoders, and the leads it reads."""
 
     name: str
-    kind: str  # "pretrained", "random-init", "supervised"
+    kind: str  # "pretrained", "random-init", "supervised", "finetuned"
     make: Any  # () -> nn.Module
     leads: list[str]
     takes_leads: bool
     metrics_csv: Path | None = None
+    twin: str | None = None  # the baseline row it is compared with, record by record
+
+    @property
+    def frozen(self) -> bool:
+        """Evaluated on frozen features (probe, ridge, decoder-only segmentation)."""
+        return self.kind in ("pretrained", "random-init")
 
 
 def _random_init_factory(spec: dict, seed: int):
@@ -167,17 +181,24 @@ def _random_init_factory(spec: dict, seed: int):
 def _rows(encoders: dict[str, Any], cfg: SuiteConfig) -> list[Row]:
     from ecgssl.api import _takes_leads
 
-    rows, seen_arch = [], {}
+    rows, seen_arch, tuned = [], {}, []
     for name, enc in encoders.items():
         module, spec = enc.module, enc.spec
         leads = list(spec["preprocessing"]["leads"])
         takes = _takes_leads(module)
         run_dir = enc.path.parent if enc.path is not None else None
         csv = run_dir / "metrics.csv" if run_dir and (run_dir / "metrics.csv").exists() else None
-        rows.append(Row(name, "pretrained", lambda m=module: copy.deepcopy(m), leads, takes, csv))
+        label = _arch_label(spec)
+        make = lambda m=module: copy.deepcopy(m)  # noqa: E731 - a fresh copy per use
+        rows.append(Row(name, "pretrained", make, leads, takes, csv,
+                        twin=f"random-init {label}" if cfg.random_init else None))
+        if cfg.finetune_pretrained:
+            tuned.append(Row(f"{name} fine-tuned", "finetuned", make, leads, takes,
+                             twin=f"supervised from scratch {label}" if cfg.supervised else None))
         arch = (spec["encoder"]["name"], str(sorted(spec["encoder"]["overrides"].items())))
         if arch not in seen_arch:
             seen_arch[arch] = (spec, leads, takes)
+    rows += tuned
     for spec, leads, takes in seen_arch.values():
         label = _arch_label(spec)
         if cfg.random_init:
@@ -353,7 +374,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                labels=labels if labels.shape[1] else None, seed=cfg.seed)
     split_note = ("PTB-XL standard split (folds 1-8 train, 9 validation, 10 test)" if use_ptbxl
                   else f"{cfg.n_folds}-fold CV by patient; mean +- std over folds")
-    frozen_rows = [r for r in rows if r.kind != "supervised"]
+    frozen_rows = [r for r in rows if r.frozen]
     bar = tqdm(total=len(frozen_rows) * ("regression" in cfg.tasks)
                + len(rows) * (("segmentation" in cfg.tasks) + ("probe" in cfg.tasks)),
                desc="evaluate", unit="task",
@@ -373,7 +394,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                               class_names=label_names, n_boot=cfg.n_boot,
                                               seed=cfg.seed)
             bar.update(1)
-        for row in (r for r in rows if r.kind == "supervised"):
+        for row in (r for r in rows if not r.frozen):
             probe[row.name] = _supervised_classifier(row, store, labels, label_names, splits,
                                                      cfg)
             bar.update(1)
@@ -381,6 +402,8 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                 f"labels with >= {cfg.min_positives} positives; supervised rows: whole encoder "
                 f"+ linear head trained from random init, {cfg.finetune_epochs} epochs, epoch "
                 f"chosen on validation macro AUROC")
+        if cfg.finetune_pretrained:
+            note += "; fine-tuned rows: the same training from the pretrained weights"
         if dropped:
             note += f"; left out (too few positives): {', '.join(dropped)}"
         report.add_classification("Linear probe on frozen features (multi-label)",
@@ -388,6 +411,12 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
         results["probe"] = {k: {"macro_auroc": v["macro_auroc"], "macro_f1": v["macro_f1"]}
                             for k, v in probe.items()}
         results["probe_labels"] = label_names
+        if cfg.paired_boot:
+            results["paired_probe"] = _paired_probe(rows, probe, labels, label_names, splits,
+                                                    cfg)
+            if results["paired_probe"]:
+                report.add_text("Paired differences: linear probe / fine-tuning (macro AUROC)",
+                                _paired_probe_text(results["paired_probe"]))
         if cfg.plots:
             _probe_figures(report, probe, labels, label_names, features, splits)
 
@@ -427,8 +456,13 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                  for k, v in reg.items()}
 
     if "segmentation" in cfg.tasks and "waves" in store.extras:
-        results["segmentation"] = _segmentation(rows, store, score_leads, cfg, report, bar,
-                                                out_dir)
+        results["segmentation"], scorers = _segmentation(rows, store, score_leads, cfg, report,
+                                                         bar, out_dir)
+        if cfg.paired_boot:
+            results["paired_segmentation"] = _paired_segmentation(rows, scorers, cfg)
+            if results["paired_segmentation"]:
+                report.add_text("Paired differences: segmentation",
+                                _paired_seg_text(results["paired_segmentation"]))
     bar.close()
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     curves = [r for r in rows if r.metrics_csv is not None]
@@ -443,7 +477,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     return results
 
 
-def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
+def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> tuple[dict, dict]:
     from ecgssl.eval.segmentation import SegmentationConfig, cross_validate_segmentation
 
     seg_results, scorers = {}, {}
@@ -452,11 +486,11 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
         view = LeadView(store, row.leads, score_leads)
         seg_cfg = SegmentationConfig(
             n_folds=cfg.n_folds, epochs=cfg.seg_epochs, batch_size=cfg.seg_batch_size,
-            lr=cfg.seg_lr, freeze_encoder=row.kind != "supervised", seed=cfg.seed,
+            lr=cfg.seg_lr, freeze_encoder=row.frozen, seed=cfg.seed,
             leads=row.leads if row.takes_leads else None, folds=cfg.seg_folds,
             keep_models=True)
         res = last_result = cross_validate_segmentation(view, row.make, seg_cfg)
-        label = row.name + (" (frozen encoder + decoder)" if row.kind != "supervised" else "")
+        label = seg_label(row)
         scorers[label] = res.pooled
         seg_results[label] = res.summary()
         # The model saved for `ecgssl delineate` (and drawn in the overlay): the pretrained row
@@ -484,7 +518,86 @@ def _segmentation(rows, store, score_leads, cfg, report, bar, out_dir) -> dict:
              f"{cfg.seg_epochs} epochs per fold, epoch chosen on validation Dice")
     if cfg.plots and best_model is not None:
         _segmentation_figures(report, store, score_leads, best_model, scorers, out_dir)
-    return seg_results
+    return seg_results, scorers
+
+
+def seg_label(row: Row) -> str:
+    """A row's name in the segmentation table (frozen rows train a decoder only)."""
+    return row.name + (" (frozen encoder + decoder)" if row.frozen else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Paired comparisons (each row against its baseline twin, record by record)
+# --------------------------------------------------------------------------------------------
+
+
+def _paired_probe(rows, probe, labels, label_names, splits, cfg) -> dict:
+    """{row: paired_probe_difference vs its twin} for rows whose twin was evaluated."""
+    from ecgssl.eval.compare import paired_probe_difference
+
+    def scores(res):  # ProbeResult.test_scores (frozen rows), FineTuneOutput.test_pred
+        return [f.test_scores if hasattr(f, "test_scores") else f.test_pred
+                for f in res["folds"]]
+
+    out = {}
+    for row in rows:
+        if row.twin is None or row.name not in probe or row.twin not in probe:
+            continue
+        sa, sb = scores(probe[row.name]), scores(probe[row.twin])
+        if any(x is None for x in sa + sb):
+            continue
+        out[row.name] = {"vs": row.twin, **paired_probe_difference(
+            labels, [s.test for s in splits], sa, sb, class_names=label_names,
+            n_boot=cfg.paired_boot, seed=cfg.seed)}
+    return out
+
+
+def _paired_segmentation(rows, scorers, cfg) -> dict:
+    """{row label: paired_segmentation_difference vs its twin's label}."""
+    from ecgssl.eval.compare import paired_segmentation_difference
+
+    by_name = {r.name: r for r in rows}
+    out = {}
+    for row in rows:
+        twin = by_name.get(row.twin) if row.twin else None
+        if twin is None or seg_label(row) not in scorers or seg_label(twin) not in scorers:
+            continue
+        out[seg_label(row)] = {"vs": seg_label(twin), **paired_segmentation_difference(
+            scorers[seg_label(row)], scorers[seg_label(twin)], n_boot=cfg.paired_boot,
+            seed=cfg.seed)}
+    return out
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def _paired_probe_text(paired: dict) -> str:
+    lines = ["Each row minus its baseline twin on the same test records: macro AUROC (mean over "
+             "folds), 95 % paired bootstrap CI (records resampled within folds, the same draw "
+             "for both rows), the fraction of resamples where the row is not better, and the "
+             "labels on which it is better.", "",
+             "| row | vs | difference | 95 % CI | P(not better) | per fold | labels better |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        folds = " ".join(f"{d:+.3f}" for d in r["per_fold"])
+        lines.append(f"| {name} | {r['vs']} | {r['delta']:+.3f} | {_ci(r['ci'])} | "
+                     f"{r['p_not_better']:.3f} | {folds} | {r['classes_better']}/"
+                     f"{r['n_classes']} |")
+    return "\n".join(lines)
+
+
+def _paired_seg_text(paired: dict) -> str:
+    lines = ["Each row minus its baseline twin on the same test records: mean F1 (QRS, T, P; "
+             "onset and offset) and mean Dice, 95 % paired bootstrap CI over records.", "",
+             "| row | vs | mean F1 difference | 95 % CI | P(not better) | Dice difference | "
+             "95 % CI | per wave F1 (P, QRS, T) |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        waves = " ".join(f"{r['per_wave_f1'][w]:+.3f}" for w in ("P", "QRS", "T"))
+        lines.append(f"| {name} | {r['vs']} | {r['delta_f1']:+.3f} | {_ci(r['ci_f1'])} | "
+                     f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
+                     f"{_ci(r['ci_dice'])} | {waves} |")
+    return "\n".join(lines)
 
 
 def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) -> None:

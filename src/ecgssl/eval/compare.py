@@ -1,0 +1,196 @@
+"""Paired comparisons of two rows scored on the same test records (e.g. pretrained vs random init).
+
+Two rows of the suite are evaluated on the same folds and the same records, so their *difference*
+can be estimated much more precisely than by setting two means +- fold std side by side: how hard
+a record or a fold is cancels out. Both functions here use a record-level **paired bootstrap**:
+every resample draws the test records with replacement (within each fold for the probe), applies
+the *same* draw to both rows, recomputes the statistic of each and keeps the difference A - B.
+
+Reported: the observed difference, its percentile confidence interval, and the fraction of
+resamples in which A is not better (a one-sided bootstrap p-value; small means A is reliably
+better). The interval says nothing about other random initialisations or pretraining seeds:
+rerun with other seeds for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ecgssl.eval.classification_metrics import (
+    _check_pair,
+    _percentile_ci,
+    _weighted_auroc,
+    bootstrap_weights,
+)
+
+__all__ = ["paired_probe_difference", "paired_segmentation_difference", "seg_mean_f1"]
+
+WAVES = ("QRS", "T", "P")
+
+
+def _fold_aurocs(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, K) per-class AUROC of one fold under (B, n) record weights; NaN where undefined."""
+    return np.stack([_weighted_auroc(y[:, k], s[:, k], weights) for k in range(y.shape[1])],
+                    axis=1)
+
+
+def paired_probe_difference(
+    labels: np.ndarray,
+    test_sets: Sequence[np.ndarray],
+    scores_a: Sequence[np.ndarray],
+    scores_b: Sequence[np.ndarray],
+    *,
+    class_names: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Difference in cross-validated macro AUROC between rows A and B, with a paired bootstrap.
+
+    The statistic is the one the suite reports: per fold, the macro AUROC over the classes with
+    positives and negatives in that fold's test records; then the mean over folds.
+
+    Args:
+        labels: (N, K) binary labels of the whole store.
+        test_sets: per fold, the (n_f,) store rows of its test records.
+        scores_a, scores_b: per fold, (n_f, K) test scores of row A and row B (same order).
+        class_names: K names for the per-class differences.
+        n_boot: resamples (records drawn with replacement within each fold, the same draw for
+            A and B).
+    Returns:
+        ``{"delta", "a", "b", "ci": [lo, hi], "p_not_better", "per_fold": [...],
+        "per_class": {name: delta}, "classes_better", "n_classes", "n_boot", "confidence"}``;
+        delta = A - B in AUROC units.
+    """
+    if not (len(test_sets) == len(scores_a) == len(scores_b)) or not test_sets:
+        raise ValueError(f"need the same number (>= 1) of folds, got {len(test_sets)} test sets, "
+                         f"{len(scores_a)} and {len(scores_b)} score arrays")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    labels = np.asarray(labels)
+    k = labels.shape[1]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    rng = np.random.default_rng(seed)
+    macro_a, macro_b, per_class_a, per_class_b = [], [], [], []
+    for rows, sa, sb in zip(test_sets, scores_a, scores_b):
+        y, sa = _check_pair(labels[np.asarray(rows)], sa)
+        _, sb = _check_pair(y.astype(np.int64), sb)
+        # Row 0: every record once (the observed statistic); then the paired resamples.
+        w = np.vstack([np.ones((1, len(y))), bootstrap_weights(len(y), n_boot, rng)])
+        auc_a, auc_b = _fold_aurocs(y, sa, w), _fold_aurocs(y, sb, w)
+        # A class is scored in a resample only where both rows have it defined (same records).
+        with np.errstate(invalid="ignore"), _quiet_nanmean():
+            macro_a.append(np.nanmean(auc_a, axis=1))
+            macro_b.append(np.nanmean(auc_b, axis=1))
+        per_class_a.append(auc_a[0])
+        per_class_b.append(auc_b[0])
+    with _quiet_nanmean():
+        ma, mb = np.nanmean(np.stack(macro_a), 0), np.nanmean(np.stack(macro_b), 0)
+        pa, pb = np.nanmean(np.stack(per_class_a), 0), np.nanmean(np.stack(per_class_b), 0)
+    diffs = ma[1:] - mb[1:]
+    per_class = {n: float(d) for n, d in zip(names, pa - pb) if np.isfinite(d)}
+    return {
+        "delta": float(ma[0] - mb[0]), "a": float(ma[0]), "b": float(mb[0]),
+        "ci": list(_percentile_ci(diffs, confidence)),
+        "p_not_better": float(np.mean(diffs[np.isfinite(diffs)] <= 0)),
+        "per_fold": [float(a[0] - b[0]) for a, b in zip(macro_a, macro_b)],
+        "per_class": per_class,
+        "classes_better": int(sum(d > 0 for d in per_class.values())),
+        "n_classes": len(per_class), "n_boot": int(n_boot), "confidence": confidence,
+    }
+
+
+class _quiet_nanmean:
+    """Silence numpy's "Mean of empty slice" (an all-NaN row is a NaN result, as intended)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _f1(counts: np.ndarray) -> np.ndarray:
+    """F1 from (..., 3) [tp, fp, fn] counts; NaN where there is nothing to score."""
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    den = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), np.nan)
+
+
+def _mean_f1(counts: np.ndarray) -> np.ndarray:
+    """(..., 3 waves, 2 kinds, 3) summed counts -> (...,) mean over waves of the mean of onset
+    and offset F1 (the suite's "mean F1 (QRS, T, P)")."""
+    with _quiet_nanmean():
+        return np.nanmean(_f1(counts), axis=(-1, -2))
+
+
+def seg_mean_f1(scorer) -> float:
+    """Mean over P, QRS and T of the mean of onset and offset F1 of a ``SegmentationScorer``."""
+    _, counts, _ = scorer._stack()
+    return float(_mean_f1(counts.sum(0)))
+
+
+def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
+                                   confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Difference in pooled delineation scores between two ``SegmentationScorer`` of the same
+    records, with a paired bootstrap over records.
+
+    Statistics: mean F1 (mean over QRS, T, P of the onset and offset F1 within the scorer's
+    tolerance) and mean Dice (mean over the three waves of the pooled Dice).
+
+    Returns:
+        ``{"delta_f1", "a_f1", "b_f1", "ci_f1", "p_not_better_f1", "delta_dice", "a_dice",
+        "b_dice", "ci_dice", "per_wave_f1": {wave: delta}, "n_records", "n_boot", ...}``.
+    Raises:
+        ValueError: the two scorers do not hold the same records.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    keys_a, keys_b = list(scorer_a.records), list(scorer_b.records)
+    if sorted(keys_a) != sorted(keys_b):
+        only = sorted(set(keys_a) ^ set(keys_b))[:5]
+        raise ValueError(f"the two scorers hold different records (e.g. {only}): a paired "
+                         "comparison needs the same test records")
+    if not keys_a:
+        raise ValueError("no records to compare")
+    dice_a, counts_a, _ = scorer_a._stack()
+    order = {key: i for i, key in enumerate(keys_b)}
+    idx = np.array([order[key] for key in keys_a])
+    dice_b, counts_b, _ = scorer_b._stack()
+    dice_b, counts_b = dice_b[idx], counts_b[idx]
+    n = len(keys_a)
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones((1, n)), bootstrap_weights(n, n_boot, rng)])
+
+    def stats(dice, counts):
+        c = np.einsum("br,rkjc->bkjc", w, counts)
+        d = np.einsum("br,rkc->bkc", w, dice)
+        with np.errstate(invalid="ignore", divide="ignore"), _quiet_nanmean():
+            dice_b = np.nanmean(2 * d[..., 0] / (d[..., 1] + d[..., 2]), axis=1)
+        return _mean_f1(c), dice_b, _f1(c[0]).mean(axis=-1)
+
+    f1_a, dc_a, wave_a = stats(dice_a, counts_a)
+    f1_b, dc_b, wave_b = stats(dice_b, counts_b)
+    df, dd = f1_a[1:] - f1_b[1:], dc_a[1:] - dc_b[1:]
+    from ecgssl.eval.segmentation_metrics import WAVE_CLASSES, WAVE_NAMES
+
+    return {
+        "delta_f1": float(f1_a[0] - f1_b[0]), "a_f1": float(f1_a[0]), "b_f1": float(f1_b[0]),
+        "ci_f1": list(_percentile_ci(df, confidence)),
+        "p_not_better_f1": float(np.mean(df[np.isfinite(df)] <= 0)),
+        "delta_dice": float(dc_a[0] - dc_b[0]), "a_dice": float(dc_a[0]),
+        "b_dice": float(dc_b[0]), "ci_dice": list(_percentile_ci(dd, confidence)),
+        "p_not_better_dice": float(np.mean(dd[np.isfinite(dd)] <= 0)),
+        "per_wave_f1": {WAVE_NAMES[c]: float(wave_a[k] - wave_b[k])
+                        for k, c in enumerate(WAVE_CLASSES)},
+        "n_records": n, "n_boot": int(n_boot), "confidence": confidence,
+    }

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecgssl.eval.classification_metrics import bootstrap_weights, macro_auroc
+from ecgssl.eval.compare import (
+    paired_probe_difference,
+    paired_segmentation_difference,
+    seg_mean_f1,
+)
+from ecgssl.eval.segmentation_metrics import SegmentationScorer
+
+
+def _folds(n=60, k=3, n_folds=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, k)) < 0.35).astype(int)
+    labels[:2] = [1] * k  # every class has positives in every fold below
+    perm = rng.permutation(n)
+    tests = [np.sort(perm[f::n_folds]) for f in range(n_folds)]
+    return rng, labels, tests
+
+
+def _reference_macro(y, s):
+    """sklearn AUROC per class with positives and negatives, mean over classes."""
+    per = [roc_auc_score(y[:, j], s[:, j]) for j in range(y.shape[1])
+           if 0 < y[:, j].sum() < len(y)]
+    return float(np.mean(per))
+
+
+def test_probe_difference_matches_an_explicit_resampling_reference():
+    rng, labels, tests = _folds()
+    sa = [labels[t] + rng.normal(0, 0.8, (len(t), labels.shape[1])) for t in tests]
+    sb = [rng.normal(0, 1, (len(t), labels.shape[1])) for t in tests]
+    out = paired_probe_difference(labels, tests, sa, sb, n_boot=25, seed=3)
+    # Observed: the suite's statistic (mean over folds of the macro AUROC).
+    obs = np.mean([macro_auroc(labels[t], a)[0] - macro_auroc(labels[t], b)[0]
+                   for t, a, b in zip(tests, sa, sb)])
+    assert out["delta"] == pytest.approx(obs, abs=1e-12)
+    # Resamples: draw the same multinomial counts, materialise the records, use sklearn.
+    ref_rng = np.random.default_rng(3)
+    weights = [bootstrap_weights(len(t), 25, ref_rng) for t in tests]
+    diffs = []
+    for b in range(25):
+        per_fold = []
+        for t, a, s_b, w in zip(tests, sa, sb, weights):
+            idx = np.repeat(np.arange(len(t)), w[b].astype(int))
+            y = labels[t][idx]
+            per_fold.append(_reference_macro(y, a[idx]) - _reference_macro(y, s_b[idx]))
+        diffs.append(np.mean(per_fold))
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    assert out["ci"] == pytest.approx([lo, hi], abs=1e-9)
+    assert out["p_not_better"] == pytest.approx(np.mean(np.array(diffs) <= 0))
+
+
+def test_probe_difference_of_a_row_with_itself_is_zero():
+    rng, labels, tests = _folds(seed=1)
+    s = [rng.normal(size=(len(t), labels.shape[1])) for t in tests]
+    out = paired_probe_difference(labels, tests, s, s, n_boot=50)
+    assert out["delta"] == 0.0 and out["ci"] == [0.0, 0.0]
+    assert out["p_not_better"] == 1.0 and out["classes_better"] == 0
+
+
+def test_probe_difference_detects_a_real_gap_and_reports_classes():
+    rng, labels, tests = _folds(n=150, seed=2)
+    sa = [labels[t] * 2.0 + rng.normal(0, 1, (len(t), labels.shape[1])) for t in tests]
+    sb = [rng.normal(0, 1, (len(t), labels.shape[1])) for t in tests]
+    out = paired_probe_difference(labels, tests, sa, sb, class_names=["x", "y", "z"],
+                                  n_boot=200)
+    assert out["ci"][0] > 0 and out["p_not_better"] < 0.01
+    assert out["classes_better"] == out["n_classes"] == 3
+    assert set(out["per_class"]) == {"x", "y", "z"} and len(out["per_fold"]) == 3
+
+
+def test_probe_difference_rejects_mismatched_inputs():
+    _, labels, tests = _folds()
+    with pytest.raises(ValueError, match="same number"):
+        paired_probe_difference(labels, tests, [], [])
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_probe_difference(labels, tests[:1], [np.zeros((3, 3))], [np.zeros((3, 3))])
+
+
+def _scorer(shift: int, records=("a", "b", "c", "d")):
+    """QRS / T / P waves of 4 records; predictions shifted by ``shift`` samples (tolerance 150
+    ms = 75 samples at 500 Hz), so a large shift turns matches into misses."""
+    sc = SegmentationScorer(fs=500)
+    true = np.array([[1, 100, 150], [2, 200, 250], [3, 400, 500],
+                     [1, 600, 650], [2, 700, 750], [3, 900, 1000]])
+    for i, rec in enumerate(records):
+        pred = true.copy()
+        pred[:, 1:] += shift * (i % 2)  # only every other record is off
+        sc.add_lead(pred, true, span=(0, 1200), n_samples=1200, record_id=rec)
+    return sc
+
+
+def test_segmentation_difference_observed_and_paired():
+    good, bad = _scorer(0), _scorer(200)
+    out = paired_segmentation_difference(good, bad, n_boot=200)
+    assert out["a_f1"] == pytest.approx(seg_mean_f1(good)) and out["a_f1"] == 1.0
+    summary = bad.summary()
+    ref = np.mean([(summary[w]["onset"]["f1"] + summary[w]["offset"]["f1"]) / 2
+                   for w in ("P", "QRS", "T")])
+    assert out["b_f1"] == pytest.approx(ref)
+    assert out["delta_f1"] > 0 and out["ci_f1"][0] >= 0
+    assert out["delta_dice"] > 0 and set(out["per_wave_f1"]) == {"P", "QRS", "T"}
+    same = paired_segmentation_difference(bad, _scorer(200), n_boot=50)
+    assert same["delta_f1"] == 0.0 and same["ci_f1"] == [0.0, 0.0]
+
+
+def test_segmentation_difference_needs_the_same_records():
+    with pytest.raises(ValueError, match="different records"):
+        paired_segmentation_difference(_scorer(0), _scorer(0, records=("a", "b", "c", "x")))
