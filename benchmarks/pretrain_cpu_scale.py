@@ -578,49 +578,35 @@ def _verdict(ci, baseline: str = "random init") -> str:
     return f"NOT shown to beat {baseline} (the CI includes 0)"
 
 
+def _finetuned_line(title: str, metric: str, a: float, b: float, delta: float, ci) -> str:
+    """Fine-tuned pretrained row against the same training from random init."""
+    return (f"{title} fine-tuned {metric} {a:.3f} vs supervised from scratch {b:.3f} "
+            f"({delta:+.3f}, 95 % paired CI {_ci(ci)}: "
+            + _verdict(ci, "the same training from random init") + ").")
+
+
 def _ci(ci) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci and None not in ci else "-"
+    from ecgssl.eval.compare import format_ci
+
+    return format_ci(ci)
 
 
 def _paired_probe_md(paired: dict) -> list[str]:
-    """Paired differences of the probe / fine-tuning rows and the labels behind them."""
+    from ecgssl.eval.compare import probe_difference_table
+
     if not paired:
         return []
-    lines = ["#### Paired differences (same folds, same test records)", "",
-             "Each row minus its twin (random init of the same architecture; for fine-tuned rows, "
-             "supervised from scratch). 95 % CI: paired bootstrap over test records, resampled "
-             "within folds, the same draw for both rows. P(not better): fraction of resamples "
-             "where the row does not beat its twin.", "",
-             "| row | vs | macro AUROC difference | 95 % CI | P(not better) | per fold | labels "
-             "better |", "|---|---|---|---|---|---|---|"]
-    for name, r in paired.items():
-        lines.append(f"| {name} | {r['vs']} | {r['delta']:+.3f} | {_ci(r['ci'])} | "
-                     f"{r['p_not_better']:.3f} | "
-                     + " ".join(f"{d:+.3f}" for d in r["per_fold"])
-                     + f" | {r['classes_better']}/{r['n_classes']} |")
-    names = list(paired)
-    labels = list(next(iter(paired.values()))["per_class"])
-    lines += ["", "Per label: AUROC difference to the twin (mean over folds).", "",
-              "| label | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for lab in labels:
-        lines.append(f"| {lab} | " + " | ".join(
-            f"{paired[n]['per_class'].get(lab, float('nan')):+.3f}" for n in names) + " |")
-    return lines + [""]
+    return ["#### Paired differences (same folds, same test records)", "",
+            *probe_difference_table(paired), ""]
 
 
 def _paired_seg_md(paired: dict) -> list[str]:
+    from ecgssl.eval.compare import segmentation_difference_table
+
     if not paired:
         return []
-    lines = ["#### Paired differences (same test records)", "",
-             "Each row minus its twin; 95 % CI: paired bootstrap over records.", "",
-             "| row | vs | mean F1 difference | 95 % CI | P(not better) | Dice difference | "
-             "95 % CI | P / QRS / T F1 difference |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in paired.items():
-        waves = " / ".join(f"{r['per_wave_f1'][w]:+.3f}" for w in ("P", "QRS", "T"))
-        lines.append(f"| {name} | {r['vs']} | {r['delta_f1']:+.3f} | {_ci(r['ci_f1'])} | "
-                     f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
-                     f"{_ci(r['ci_dice'])} | {waves} |")
-    return lines + [""]
+    return ["#### Paired differences (same test records)", "",
+            *segmentation_difference_table(paired), ""]
 
 
 def _seed_spread_md(spread: dict | None) -> list[str]:
@@ -729,10 +715,8 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
                        f"init ({a - b:+.3f}, {verdict}){sup_text}.")
         ft = paired_probe.get(f"{title} fine-tuned")
         if ft:
-            out.append(f"{title} fine-tuned LUDB classification macro AUROC {ft['a']:.3f} vs "
-                       f"supervised from scratch {ft['b']:.3f} ({ft['delta']:+.3f}, 95 % paired "
-                       f"CI {_ci(ft['ci'])}: " + _verdict(ft["ci"], "the same training from "
-                                                           "random init") + ").")
+            out.append(_finetuned_line(title, "LUDB classification macro AUROC", ft["a"],
+                                       ft["b"], ft["delta"], ft["ci"]))
         key = f"{title} (frozen encoder + decoder)"
         rkey = f"{rnd} (frozen encoder + decoder)"
         nk = next((k for k in seg if k.startswith("neurokit2")), None)
@@ -752,10 +736,8 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
             out.append(line + ".")
         ps = paired_seg.get(f"{title} fine-tuned")
         if ps:
-            out.append(f"{title} fine-tuned segmentation mean F1 {ps['a_f1']:.3f} vs supervised "
-                       f"from scratch {ps['b_f1']:.3f} ({ps['delta_f1']:+.3f}, 95 % paired CI "
-                       f"{_ci(ps['ci_f1'])}: " + _verdict(ps["ci_f1"], "the same training "
-                                                               "from random init") + ").")
+            out.append(_finetuned_line(title, "segmentation mean F1", ps["a_f1"], ps["b_f1"],
+                                       ps["delta_f1"], ps["ci_f1"]))
         if title in reg and rnd in reg:
             wins = [t for t in reg[title] if reg[title][t].get("mae") is not None
                     and reg[rnd].get(t, {}).get("mae") is not None

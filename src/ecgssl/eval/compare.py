@@ -26,7 +26,8 @@ from ecgssl.eval.classification_metrics import (
     bootstrap_weights,
 )
 
-__all__ = ["paired_probe_difference", "paired_segmentation_difference", "seg_mean_f1"]
+__all__ = ["format_ci", "paired_probe_difference", "paired_segmentation_difference",
+           "probe_difference_table", "seg_mean_f1", "segmentation_difference_table"]
 
 WAVES = ("QRS", "T", "P")
 
@@ -194,3 +195,54 @@ def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
                         for k, c in enumerate(WAVE_CLASSES)},
         "n_records": n, "n_boot": int(n_boot), "confidence": confidence,
     }
+
+
+# ------------------------------------------------------------------------------- tables
+def format_ci(ci) -> str:
+    """'[-0.012, +0.034]' (or '-' when undefined)."""
+    if not ci or any(c is None or not np.isfinite(c) for c in ci):
+        return "-"
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def probe_difference_table(paired: dict[str, dict]) -> list[str]:
+    """Markdown lines: one row per ``paired_probe_difference`` result (with its ``"vs"``), then
+    the per-label differences of every row."""
+    if not paired:
+        return []
+    lines = ["Each row minus its twin (random init of the same architecture; for fine-tuned "
+             "rows, supervised from scratch) on the same test records: macro AUROC (mean over "
+             "folds), 95 % CI from a paired bootstrap (records resampled within folds, the same "
+             "draw for both rows), P(not better) = fraction of resamples where the row does not "
+             "beat its twin.", "",
+             "| row | vs | macro AUROC difference | 95 % CI | P(not better) | per fold | labels "
+             "better |", "|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        folds = " ".join(f"{d:+.3f}" for d in r["per_fold"])
+        lines.append(f"| {name} | {r['vs']} | {r['delta']:+.3f} | {format_ci(r['ci'])} | "
+                     f"{r['p_not_better']:.3f} | {folds} | {r['classes_better']}/"
+                     f"{r['n_classes']} |")
+    names = list(paired)
+    labels = list(dict.fromkeys(k for r in paired.values() for k in r["per_class"]))
+    lines += ["", "Per label: AUROC difference to the twin (mean over folds).", "",
+              "| label | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for lab in labels:
+        lines.append(f"| {lab} | " + " | ".join(
+            f"{paired[n]['per_class'].get(lab, float('nan')):+.3f}" for n in names) + " |")
+    return lines
+
+
+def segmentation_difference_table(paired: dict[str, dict]) -> list[str]:
+    """Markdown lines: one row per ``paired_segmentation_difference`` result."""
+    if not paired:
+        return []
+    lines = ["Each row minus its twin on the same test records: mean F1 (QRS, T, P; onset and "
+             "offset) and mean Dice; 95 % CI from a paired bootstrap over records.", "",
+             "| row | vs | mean F1 difference | 95 % CI | P(not better) | Dice difference | "
+             "95 % CI | P / QRS / T F1 difference |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in paired.items():
+        waves = " / ".join(f"{r['per_wave_f1'][w]:+.3f}" for w in ("P", "QRS", "T"))
+        lines.append(f"| {name} | {r['vs']} | {r['delta_f1']:+.3f} | {format_ci(r['ci_f1'])} | "
+                     f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
+                     f"{format_ci(r['ci_dice'])} | {waves} |")
+    return lines

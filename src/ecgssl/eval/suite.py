@@ -31,6 +31,12 @@ from torch import nn
 
 from ecgssl.data.leads import LEADS_8
 from ecgssl.errors import SpecMismatchError
+from ecgssl.eval.compare import (
+    paired_probe_difference,
+    paired_segmentation_difference,
+    probe_difference_table,
+    segmentation_difference_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +422,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                                     cfg)
             if results["paired_probe"]:
                 report.add_text("Paired differences: linear probe / fine-tuning (macro AUROC)",
-                                _paired_probe_text(results["paired_probe"]))
+                                "\n".join(probe_difference_table(results["paired_probe"])))
         if cfg.plots:
             _probe_figures(report, probe, labels, label_names, features, splits)
 
@@ -461,8 +467,8 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
         if cfg.paired_boot:
             results["paired_segmentation"] = _paired_segmentation(rows, scorers, cfg)
             if results["paired_segmentation"]:
-                report.add_text("Paired differences: segmentation",
-                                _paired_seg_text(results["paired_segmentation"]))
+                report.add_text("Paired differences: segmentation", "\n".join(
+                    segmentation_difference_table(results["paired_segmentation"])))
     bar.close()
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     curves = [r for r in rows if r.metrics_csv is not None]
@@ -533,8 +539,6 @@ def seg_label(row: Row) -> str:
 
 def _paired_probe(rows, probe, labels, label_names, splits, cfg) -> dict:
     """{row: paired_probe_difference vs its twin} for rows whose twin was evaluated."""
-    from ecgssl.eval.compare import paired_probe_difference
-
     def scores(res):  # ProbeResult.test_scores (frozen rows), FineTuneOutput.test_pred
         return [f.test_scores if hasattr(f, "test_scores") else f.test_pred
                 for f in res["folds"]]
@@ -554,8 +558,6 @@ def _paired_probe(rows, probe, labels, label_names, splits, cfg) -> dict:
 
 def _paired_segmentation(rows, scorers, cfg) -> dict:
     """{row label: paired_segmentation_difference vs its twin's label}."""
-    from ecgssl.eval.compare import paired_segmentation_difference
-
     by_name = {r.name: r for r in rows}
     out = {}
     for row in rows:
@@ -566,38 +568,6 @@ def _paired_segmentation(rows, scorers, cfg) -> dict:
             scorers[seg_label(row)], scorers[seg_label(twin)], n_boot=cfg.paired_boot,
             seed=cfg.seed)}
     return out
-
-
-def _ci(ci) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
-
-
-def _paired_probe_text(paired: dict) -> str:
-    lines = ["Each row minus its baseline twin on the same test records: macro AUROC (mean over "
-             "folds), 95 % paired bootstrap CI (records resampled within folds, the same draw "
-             "for both rows), the fraction of resamples where the row is not better, and the "
-             "labels on which it is better.", "",
-             "| row | vs | difference | 95 % CI | P(not better) | per fold | labels better |",
-             "|---|---|---|---|---|---|---|"]
-    for name, r in paired.items():
-        folds = " ".join(f"{d:+.3f}" for d in r["per_fold"])
-        lines.append(f"| {name} | {r['vs']} | {r['delta']:+.3f} | {_ci(r['ci'])} | "
-                     f"{r['p_not_better']:.3f} | {folds} | {r['classes_better']}/"
-                     f"{r['n_classes']} |")
-    return "\n".join(lines)
-
-
-def _paired_seg_text(paired: dict) -> str:
-    lines = ["Each row minus its baseline twin on the same test records: mean F1 (QRS, T, P; "
-             "onset and offset) and mean Dice, 95 % paired bootstrap CI over records.", "",
-             "| row | vs | mean F1 difference | 95 % CI | P(not better) | Dice difference | "
-             "95 % CI | per wave F1 (P, QRS, T) |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in paired.items():
-        waves = " ".join(f"{r['per_wave_f1'][w]:+.3f}" for w in ("P", "QRS", "T"))
-        lines.append(f"| {name} | {r['vs']} | {r['delta_f1']:+.3f} | {_ci(r['ci_f1'])} | "
-                     f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
-                     f"{_ci(r['ci_dice'])} | {waves} |")
-    return "\n".join(lines)
 
 
 def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) -> None:
