@@ -984,7 +984,7 @@ def seed_spread(encoders: dict, store, cfg, n_seeds: int) -> dict:
         vs = []
         for seed, (r_auc, r_scores) in enumerate(random_cv[arch]):
             d = paired_probe_difference(labels, tests, scores, r_scores, class_names=names,
-                                        n_boot=cfg.paired_boot, seed=cfg.seed)
+                                        groups=pids, n_boot=cfg.paired_boot, seed=cfg.seed)
             vs.append({"seed": seed, "auroc": r_auc, "delta": d["delta"], "ci": d["ci"],
                        "p_not_better": d["p_not_better"]})
         out["rows"][title] = {"arch": arch, "auroc": auc, "vs_seeds": vs}

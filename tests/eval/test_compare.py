@@ -79,6 +79,33 @@ def test_probe_difference_rejects_mismatched_inputs():
         paired_probe_difference(labels, tests[:1], [np.zeros((3, 3))], [np.zeros((3, 3))])
 
 
+def test_probe_difference_with_groups_draws_whole_groups():
+    """Groups of one row each give the row-level bootstrap; duplicated rows in one group are
+    drawn together, so the result equals that of the de-duplicated data with the same draws."""
+    rng, labels, tests = _folds(n=45, seed=4)
+    sa = [labels[t] + rng.normal(0, 1, (len(t), labels.shape[1])) for t in tests]
+    sb = [rng.normal(0, 1, (len(t), labels.shape[1])) for t in tests]
+    plain = paired_probe_difference(labels, tests, sa, sb, n_boot=40, seed=1)
+    own = paired_probe_difference(labels, tests, sa, sb, groups=np.arange(45) * 7, n_boot=40,
+                                  seed=1)
+    assert own["ci"] == plain["ci"] and own["delta"] == plain["delta"]
+    # Every row twice, both copies in one group: AUROC is unchanged by duplicating all rows.
+    labels2 = np.repeat(labels, 2, axis=0)
+    tests2 = [np.sort(np.r_[2 * t, 2 * t + 1]) for t in tests]
+    sa2, sb2 = [np.repeat(a, 2, axis=0) for a in sa], [np.repeat(b, 2, axis=0) for b in sb]
+    grouped = paired_probe_difference(labels2, tests2, sa2, sb2, groups=np.arange(90) // 2,
+                                      n_boot=40, seed=1)
+    assert grouped["delta"] == pytest.approx(plain["delta"])
+    assert grouped["ci"] == pytest.approx(plain["ci"])
+    # Treating the copies as independent records narrows the interval: the reason for groups.
+    naive = paired_probe_difference(labels2, tests2, sa2, sb2, n_boot=400, seed=1)
+    wide = paired_probe_difference(labels2, tests2, sa2, sb2, groups=np.arange(90) // 2,
+                                   n_boot=400, seed=1)
+    assert naive["ci"][1] - naive["ci"][0] < wide["ci"][1] - wide["ci"][0]
+    with pytest.raises(ValueError, match="groups"):
+        paired_probe_difference(labels, tests, sa, sb, groups=np.arange(3))
+
+
 def _scorer(shift: int, records=("a", "b", "c", "d")):
     """QRS / T / P waves of 4 records; predictions shifted by ``shift`` samples (tolerance 150
     ms = 75 samples at 500 Hz), so a large shift turns matches into misses."""
@@ -93,17 +120,35 @@ def _scorer(shift: int, records=("a", "b", "c", "d")):
 
 
 def test_segmentation_difference_observed_and_paired():
-    good, bad = _scorer(0), _scorer(200)
+    eight = tuple("abcdefgh")  # resamples of only unshifted records: 1 in 256
+    good, bad = _scorer(0, eight), _scorer(200, eight)
     out = paired_segmentation_difference(good, bad, n_boot=200)
     assert out["a_f1"] == pytest.approx(seg_mean_f1(good)) and out["a_f1"] == 1.0
     summary = bad.summary()
     ref = np.mean([(summary[w]["onset"]["f1"] + summary[w]["offset"]["f1"]) / 2
                    for w in ("P", "QRS", "T")])
     assert out["b_f1"] == pytest.approx(ref)
-    assert out["delta_f1"] > 0 and out["ci_f1"][0] >= 0
+    assert out["delta_f1"] > 0 and out["p_not_better_f1"] < 0.05
     assert out["delta_dice"] > 0 and set(out["per_wave_f1"]) == {"P", "QRS", "T"}
-    same = paired_segmentation_difference(bad, _scorer(200), n_boot=50)
+    same = paired_segmentation_difference(bad, _scorer(200, eight), n_boot=50)
     assert same["delta_f1"] == 0.0 and same["ci_f1"] == [0.0, 0.0]
+
+
+def test_segmentation_difference_aligns_records_by_id():
+    """B holds the same records added in reverse order: the pairing must follow the ids, so
+    a row compared with itself (re-ordered) differs by exactly 0 in every resample."""
+    a = _scorer(200)
+    b = _scorer(200, records=("d", "c", "b", "a"))  # record "d" is now the unshifted one
+    c = SegmentationScorer(fs=500)
+    for rec in ("d", "c", "b", "a"):
+        c.records[rec] = a.records[rec]
+    same = paired_segmentation_difference(a, c, n_boot=100)
+    assert same["delta_f1"] == 0.0 and same["ci_f1"] == [0.0, 0.0]
+    assert same["ci_dice"] == [0.0, 0.0]
+    # a and b differ record by record (other records are shifted) but not in total.
+    diff = paired_segmentation_difference(a, b, n_boot=200)
+    assert diff["delta_f1"] == pytest.approx(0.0)
+    assert diff["ci_f1"][0] < 0 < diff["ci_f1"][1]
 
 
 def test_segmentation_difference_needs_the_same_records():

@@ -98,5 +98,10 @@ def test_suite_fine_tuned_rows_and_paired_differences(ludb40):
     assert seg["cnn fine-tuned"]["vs"] == "supervised from scratch resnet1d_small"
     assert seg["cnn fine-tuned"]["n_records"] > 0
     assert "cnn fine-tuned" in res["segmentation"]
+    # The fine-tuned rows trained the encoder; the frozen ones did not.
+    extra = res["segmentation"]["cnn fine-tuned"]
+    frozen = res["segmentation"]["cnn (frozen encoder + decoder)"]
+    assert extra["config"]["freeze_encoder"] is False
+    assert frozen["config"]["freeze_encoder"] is True
     text = (root / "paired" / "report.md").read_text()
     assert "Paired differences: segmentation" in text and "P(not better)" in text

@@ -3,8 +3,9 @@
 Two rows of the suite are evaluated on the same folds and the same records, so their *difference*
 can be estimated much more precisely than by setting two means +- fold std side by side: how hard
 a record or a fold is cancels out. Both functions here use a record-level **paired bootstrap**:
-every resample draws the test records with replacement (within each fold for the probe), applies
-the *same* draw to both rows, recomputes the statistic of each and keeps the difference A - B.
+every resample draws the test records with replacement (within each fold for the probe; whole
+groups, e.g. all windows of one patient, when groups are given), applies the *same* draw to both
+rows, recomputes the statistic of each and keeps the difference A - B.
 
 Reported: the observed difference, its percentile confidence interval, and the fraction of
 resamples in which A is not better (a one-sided bootstrap p-value; small means A is reliably
@@ -29,9 +30,6 @@ from ecgssl.eval.classification_metrics import (
 __all__ = ["format_ci", "paired_probe_difference", "paired_segmentation_difference",
            "probe_difference_table", "seg_mean_f1", "segmentation_difference_table"]
 
-WAVES = ("QRS", "T", "P")
-
-
 def _fold_aurocs(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(B, K) per-class AUROC of one fold under (B, n) record weights; NaN where undefined."""
     return np.stack([_weighted_auroc(y[:, k], s[:, k], weights) for k in range(y.shape[1])],
@@ -45,6 +43,7 @@ def paired_probe_difference(
     scores_b: Sequence[np.ndarray],
     *,
     class_names: Sequence[str] | None = None,
+    groups: Sequence | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -59,8 +58,10 @@ def paired_probe_difference(
         test_sets: per fold, the (n_f,) store rows of its test records.
         scores_a, scores_b: per fold, (n_f, K) test scores of row A and row B (same order).
         class_names: K names for the per-class differences.
-        n_boot: resamples (records drawn with replacement within each fold, the same draw for
-            A and B).
+        groups: optional (N,) group of every store row (patient or record id): a resample
+            draws whole groups, so windows of one patient are never treated as independent.
+        n_boot: resamples (records, or groups, drawn with replacement within each fold, the
+            same draw for A and B).
     Returns:
         ``{"delta", "a", "b", "ci": [lo, hi], "p_not_better", "per_fold": [...],
         "per_class": {name: delta}, "classes_better", "n_classes", "n_boot", "confidence"}``;
@@ -74,13 +75,22 @@ def paired_probe_difference(
     labels = np.asarray(labels)
     k = labels.shape[1]
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    groups = None if groups is None else np.asarray(groups)
+    if groups is not None and len(groups) != len(labels):
+        raise ValueError(f"{len(groups)} groups for {len(labels)} rows")
     rng = np.random.default_rng(seed)
     macro_a, macro_b, per_class_a, per_class_b = [], [], [], []
     for rows, sa, sb in zip(test_sets, scores_a, scores_b):
-        y, sa = _check_pair(labels[np.asarray(rows)], sa)
+        rows = np.asarray(rows)
+        y, sa = _check_pair(labels[rows], sa)
         _, sb = _check_pair(y.astype(np.int64), sb)
+        if groups is None:
+            draw = bootstrap_weights(len(y), n_boot, rng)
+        else:  # draw groups, then give each window its group's count
+            _, member = np.unique(groups[rows], return_inverse=True)
+            draw = bootstrap_weights(int(member.max()) + 1, n_boot, rng)[:, member]
         # Row 0: every record once (the observed statistic); then the paired resamples.
-        w = np.vstack([np.ones((1, len(y))), bootstrap_weights(len(y), n_boot, rng)])
+        w = np.vstack([np.ones((1, len(y))), draw])
         auc_a, auc_b = _fold_aurocs(y, sa, w), _fold_aurocs(y, sb, w)
         # A class is scored in a resample only where both rows have it defined (same records).
         with np.errstate(invalid="ignore"), _quiet_nanmean():
@@ -96,7 +106,7 @@ def paired_probe_difference(
     return {
         "delta": float(ma[0] - mb[0]), "a": float(ma[0]), "b": float(mb[0]),
         "ci": list(_percentile_ci(diffs, confidence)),
-        "p_not_better": float(np.mean(diffs[np.isfinite(diffs)] <= 0)),
+        "p_not_better": _p_not_better(diffs),
         "per_fold": [float(a[0] - b[0]) for a, b in zip(macro_a, macro_b)],
         "per_class": per_class,
         "classes_better": int(sum(d > 0 for d in per_class.values())),
@@ -119,12 +129,32 @@ class _quiet_nanmean:
         return self._ctx.__exit__(*exc)
 
 
+def _p_not_better(diffs: np.ndarray) -> float:
+    """Fraction of finite resampled differences <= 0 (NaN if there is none)."""
+    finite = diffs[np.isfinite(diffs)]
+    return float(np.mean(finite <= 0)) if finite.size else float("nan")
+
+
 def _f1(counts: np.ndarray) -> np.ndarray:
-    """F1 from (..., 3) [tp, fp, fn] counts; NaN where there is nothing to score."""
+    """F1 from (..., 3) [tp, fp, fn] counts; NaN where the *expert* has no point (tp + fn = 0).
+
+    Whether a wave counts depends on the expert annotations only, never on the predictions, so
+    two rows scored on the same records always average over the same waves. (The pooled
+    summary scores a wave the expert lacks as F1 0 when a row predicts it; on LUDB every pooled
+    wave has expert points, so the two agree there.)
+    """
     tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
     den = 2 * tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), np.nan)
+        return np.where(tp + fn > 0, 2 * tp / np.where(den > 0, den, 1), np.nan)
+
+
+def _dice(dice: np.ndarray) -> np.ndarray:
+    """Dice from (..., 3) [intersection, predicted, true] counts; NaN where the expert has no
+    sample of the wave (decided by the expert only, like ``_f1``)."""
+    inter, pred, true = dice[..., 0], dice[..., 1], dice[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(true > 0, 2 * inter / np.where(pred + true > 0, pred + true, 1), np.nan)
 
 
 def _mean_f1(counts: np.ndarray) -> np.ndarray:
@@ -173,11 +203,12 @@ def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
     w = np.vstack([np.ones((1, n)), bootstrap_weights(n, n_boot, rng)])
 
     def stats(dice, counts):
+        """(B+1,) mean F1, (B+1,) mean Dice, (3,) observed F1 per wave."""
         c = np.einsum("br,rkjc->bkjc", w, counts)
         d = np.einsum("br,rkc->bkc", w, dice)
-        with np.errstate(invalid="ignore", divide="ignore"), _quiet_nanmean():
-            dice_b = np.nanmean(2 * d[..., 0] / (d[..., 1] + d[..., 2]), axis=1)
-        return _mean_f1(c), dice_b, _f1(c[0]).mean(axis=-1)
+        with _quiet_nanmean():
+            mean_dice = np.nanmean(_dice(d), axis=1)
+        return _mean_f1(c), mean_dice, _f1(c[0]).mean(axis=-1)
 
     f1_a, dc_a, wave_a = stats(dice_a, counts_a)
     f1_b, dc_b, wave_b = stats(dice_b, counts_b)
@@ -187,10 +218,10 @@ def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
     return {
         "delta_f1": float(f1_a[0] - f1_b[0]), "a_f1": float(f1_a[0]), "b_f1": float(f1_b[0]),
         "ci_f1": list(_percentile_ci(df, confidence)),
-        "p_not_better_f1": float(np.mean(df[np.isfinite(df)] <= 0)),
+        "p_not_better_f1": _p_not_better(df),
         "delta_dice": float(dc_a[0] - dc_b[0]), "a_dice": float(dc_a[0]),
         "b_dice": float(dc_b[0]), "ci_dice": list(_percentile_ci(dd, confidence)),
-        "p_not_better_dice": float(np.mean(dd[np.isfinite(dd)] <= 0)),
+        "p_not_better_dice": _p_not_better(dd),
         "per_wave_f1": {WAVE_NAMES[c]: float(wave_a[k] - wave_b[k])
                         for k, c in enumerate(WAVE_CLASSES)},
         "n_records": n, "n_boot": int(n_boot), "confidence": confidence,

@@ -412,14 +412,16 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
             note += "; fine-tuned rows: the same training from the pretrained weights"
         if dropped:
             note += f"; left out (too few positives): {', '.join(dropped)}"
-        report.add_classification("Linear probe on frozen features (multi-label)",
+        report.add_classification("Classification: linear probe on frozen features; "
+                                  "supervised / fine-tuned rows (multi-label)",
                                   {k: v for k, v in probe.items()}, note=note)
         results["probe"] = {k: {"macro_auroc": v["macro_auroc"], "macro_f1": v["macro_f1"]}
                             for k, v in probe.items()}
         results["probe_labels"] = label_names
         if cfg.paired_boot:
             results["paired_probe"] = _paired_probe(rows, probe, labels, label_names, splits,
-                                                    cfg)
+                                                    pids, cfg)
+            report.meta["paired_probe"] = results["paired_probe"]
             if results["paired_probe"]:
                 report.add_text("Paired differences: linear probe / fine-tuning (macro AUROC)",
                                 "\n".join(probe_difference_table(results["paired_probe"])))
@@ -466,6 +468,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                                                          bar, out_dir)
         if cfg.paired_boot:
             results["paired_segmentation"] = _paired_segmentation(rows, scorers, cfg)
+            report.meta["paired_segmentation"] = results["paired_segmentation"]
             if results["paired_segmentation"]:
                 report.add_text("Paired differences: segmentation", "\n".join(
                     segmentation_difference_table(results["paired_segmentation"])))
@@ -537,8 +540,9 @@ def seg_label(row: Row) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _paired_probe(rows, probe, labels, label_names, splits, cfg) -> dict:
-    """{row: paired_probe_difference vs its twin} for rows whose twin was evaluated."""
+def _paired_probe(rows, probe, labels, label_names, splits, patient_ids, cfg) -> dict:
+    """{row: paired_probe_difference vs its twin} for rows whose twin was evaluated; the
+    bootstrap draws patients (all windows of a patient together)."""
     def scores(res):  # ProbeResult.test_scores (frozen rows), FineTuneOutput.test_pred
         return [f.test_scores if hasattr(f, "test_scores") else f.test_pred
                 for f in res["folds"]]
@@ -552,7 +556,7 @@ def _paired_probe(rows, probe, labels, label_names, splits, cfg) -> dict:
             continue
         out[row.name] = {"vs": row.twin, **paired_probe_difference(
             labels, [s.test for s in splits], sa, sb, class_names=label_names,
-            n_boot=cfg.paired_boot, seed=cfg.seed)}
+            groups=patient_ids, n_boot=cfg.paired_boot, seed=cfg.seed)}
     return out
 
 
@@ -648,4 +652,9 @@ def _describe(cfg: SuiteConfig, store, score_leads) -> str:
             f"validation carved from the training folds; every choice (C, alpha, thresholds, "
             f"epoch) on validation only. Baselines: random-init encoder of the same architecture "
             f"(frozen), supervised from scratch (segmentation: whole network trained), "
-            f"neurokit2 prominence delineator. Segmentation scored on {', '.join(score_leads)}.")
+            f"neurokit2 prominence delineator"
+            + ("; fine-tuned rows: each pretrained encoder trained like the supervised rows"
+               if cfg.finetune_pretrained else "")
+            + (f"; paired bootstrap ({cfg.paired_boot} resamples) of every row against its "
+               "twin" if cfg.paired_boot else "")
+            + f". Segmentation scored on {', '.join(score_leads)}.")
