@@ -20,6 +20,15 @@ Three implementations of the same function:
 All take q, k, v of shape (B, H, N, d) and return (B, H, N, d). Scores use the usual
 ``1 / sqrt(d)`` scale.
 
+Precision (bf16 on GPU): the structured path keeps the softmax statistics in float32 whatever
+the input dtype, as flash attention does. Matrix products run in the input dtype (bf16 under
+autocast); scores, log-sum-exps, probabilities, the merge of the two blocks and the gradient
+accumulators are float32, cast back to the input dtype at the end. Rounding the two blocks'
+log-sum-exps to bf16 instead made the output 2.5x and the gradients 3x less accurate than the
+dense bf16 reference (``tests/models/test_cropa.py``). For float32 inputs every cast is a no-op.
+Under autocast, q, k, v are cast to the autocast dtype first (what autocast does for the
+matmuls), so forward and backward see one dtype.
+
 Why no fused GPU kernel: ``scaled_dot_product_attention`` computes the same-lead block (plain
 attention over P keys per lead) but the public function does not return that block's
 log-sum-exp, which the exact merge with the same-time block needs. The recomputing backward
@@ -99,13 +108,21 @@ def cropa_attention(q, k, v, n_leads: int, lead_kernel: str = "auto"):
     attention does): no score block is kept between forward and backward.
     """
     n_patches = _check_grid(q, n_leads)
+    device = q.device.type
+    if torch.is_autocast_enabled(device):
+        # Cast as autocast would for the matmuls, then run with one dtype throughout (the
+        # hand-written backward runs outside autocast and must see the forward's dtypes).
+        dtype = torch.get_autocast_dtype(device)
+        q, k, v = (t.to(dtype) for t in (q, k, v))
+        with torch.autocast(device, enabled=False):
+            return cropa_attention(q, k, v, n_leads, lead_kernel)
     training = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or
                                             v.requires_grad)
     fused = _use_fused(q, lead_kernel, training)
     if training:
         return _CroPAFunction.apply(q, k, v, n_leads, fused)
     out, _, _ = _cropa_forward(*_grid_views(q, k, v, n_leads, n_patches), fused)
-    return out.reshape(q.shape)
+    return out.to(q.dtype).reshape(q.shape)
 
 
 def _use_fused(q, lead_kernel: str, training: bool) -> bool:
@@ -119,6 +136,12 @@ def _use_fused(q, lead_kernel: str, training: bool) -> bool:
     if lead_kernel == "auto":
         return available and not training
     return lead_kernel == "fused"
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of the softmax statistics and accumulators: float32 for half types, else the
+    input's own (float64 stays float64 for gradcheck)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _grid_views(q, k, v, n_leads: int, n_patches: int):
@@ -138,16 +161,19 @@ def _heads_by_lead(t):
 
 
 def _lead_block(qs, k5, v5, fused: bool):
-    """Same-lead attention alone: out (B, H, L, P, d) normalised over the P keys, lse (B, H, L, P).
+    """Same-lead attention alone: out (B, H, L, P, d) normalised over the P keys, lse (B, H, L, P),
+    both float32.
 
     Query (c, i) against keys (c, j) for all j, itself included; q arrives pre-scaled.
     """
+    acc = _acc_dtype(qs.dtype)
     if fused:
         out, lse = _FUSED_CPU(*(_heads_by_lead(t) for t in (qs, k5, v5)), scale=1.0)
-        return out.reshape(qs.shape), lse.reshape(qs.shape[:-1])
-    scores = qs @ k5.transpose(-2, -1)  # (B, H, L, P, P)
+        return out.reshape(qs.shape).to(acc), lse.reshape(qs.shape[:-1]).to(acc)
+    scores = (qs @ k5.transpose(-2, -1)).to(acc)  # (B, H, L, P, P)
     lse = torch.logsumexp(scores, dim=-1)
-    return scores.sub_(lse.unsqueeze(-1)).exp_() @ v5, lse
+    p = scores.sub_(lse.unsqueeze(-1)).exp_()
+    return (p.to(v5.dtype) @ v5).to(acc), lse
 
 
 def _time_major(t):
@@ -157,9 +183,10 @@ def _time_major(t):
 
 
 def _time_scores(qt, kt):
-    """(B, H, P, L, L) from time-major q, k: query (c, i) against key (c', i), same time,
-    every lead; the token itself is -inf here because the lead block already counts it."""
-    scores = qt @ kt.transpose(-2, -1)
+    """(B, H, P, L, L) float32 from time-major q, k: query (c, i) against key (c', i), same
+    time, every lead; the token itself is -inf here because the lead block already counts it."""
+    acc = _acc_dtype(qt.dtype)
+    scores = (qt @ kt.transpose(-2, -1)).to(acc)
     self_key = torch.eye(qt.shape[3], dtype=torch.bool, device=qt.device)
     return scores.masked_fill_(self_key, float("-inf"))
 
@@ -167,8 +194,8 @@ def _time_scores(qt, kt):
 def _cropa_forward(qs, k5, v5, fused: bool):
     """Forward on grid tensors (B, H, L, P, d).
 
-    Returns out (B, H, L, P, d), lse (B, H, L, P) and the time-major copies (qt, kt, vt) of
-    the inputs (None for one lead), which backward reuses.
+    Returns out (B, H, L, P, d) and lse (B, H, L, P), both float32, and the time-major copies
+    (qt, kt, vt) of the inputs (None for one lead), which backward reuses.
 
     Each block is a softmax over its own keys with its own log-sum-exp; one softmax over the
     union of both key sets is their mix weighted by exp(lse_block - lse_union), with
@@ -181,7 +208,9 @@ def _cropa_forward(qs, k5, v5, fused: bool):
     qt, kt, vt = (_time_major(t) for t in (qs, k5, v5))
     s_time = _time_scores(qt, kt)  # (B, H, P, L, L)
     lse_time = torch.logsumexp(s_time, dim=-1).transpose(-2, -1)  # (B, H, L, P)
-    out_time = s_time.sub_(lse_time.transpose(-2, -1).unsqueeze(-1)).exp_() @ vt
+    p_time = s_time.sub_(lse_time.transpose(-2, -1).unsqueeze(-1)).exp_()
+    out_time = (p_time.to(vt.dtype) @ vt).to(out.dtype)
+    del p_time
     lse_union = torch.logaddexp(lse, lse_time)
     out *= (lse - lse_union).exp_().unsqueeze(-1)
     out += out_time.transpose(2, 3) * (lse_time - lse_union).exp_().unsqueeze(-1)
@@ -204,6 +233,7 @@ class _CroPAFunction(torch.autograd.Function):
         n_patches = q.shape[2] // n_leads
         qs, k5, v5 = _grid_views(q, k, v, n_leads, n_patches)
         out, lse, time_major = _cropa_forward(qs, k5, v5, fused)
+        out = out.to(q.dtype)  # what the caller sees and backward differentiates through
         ctx.fused = fused
         ctx.save_for_backward(qs, k5, v5, out, lse, *time_major)
         return out.reshape(q.shape)
@@ -212,35 +242,39 @@ class _CroPAFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         qs, k5, v5, out, lse, qt, kt, vt = ctx.saved_tensors
+        dtype = qs.dtype  # matmuls in the input dtype; p, ds and the sums in float32
+        acc = _acc_dtype(dtype)
         scale = qs.shape[-1] ** -0.5
-        d_out = grad_out.reshape(out.shape).contiguous()
-        delta = (d_out * out).sum(dim=-1, keepdim=True)  # (B, H, L, P, 1)
+        d_out = grad_out.reshape(out.shape).to(dtype).contiguous()
+        delta = (d_out.to(acc) * out.to(acc)).sum(dim=-1, keepdim=True)  # (B, H, L, P, 1)
 
         # Same-lead block, batched over (B, H, L).
         if ctx.fused:
-            dq, dk, dv = (g.reshape(qs.shape) for g in _FUSED_CPU_BACKWARD(
+            dq, dk, dv = (g.reshape(qs.shape).to(acc) for g in _FUSED_CPU_BACKWARD(
                 *(_heads_by_lead(t) for t in (d_out, qs, k5, v5, out)),
                 lse.reshape(qs.shape[0], -1, qs.shape[3]), 0.0, False, scale=1.0))
         else:
-            p = (qs @ k5.transpose(-2, -1)).sub_(lse.unsqueeze(-1)).exp_()
-            dv = p.transpose(-2, -1) @ d_out
-            ds = (d_out @ v5.transpose(-2, -1)).sub_(delta).mul_(p)
+            p = (qs @ k5.transpose(-2, -1)).to(acc).sub_(lse.unsqueeze(-1)).exp_()
+            dv = (p.to(dtype).transpose(-2, -1) @ d_out).to(acc)
+            ds = (d_out @ v5.transpose(-2, -1)).to(acc).sub_(delta).mul_(p).to(dtype)
             del p
-            dq = ds @ k5
-            dk = ds.transpose(-2, -1) @ qs
+            dq = (ds @ k5).to(acc)
+            dk = (ds.transpose(-2, -1) @ qs).to(acc)
             del ds
 
         if qs.shape[2] > 1:  # same-time block, batched over (B, H, P), time-major copies
             d_out_t = _time_major(d_out)
             p = _time_scores(qt, kt).sub_(lse.transpose(-2, -1).unsqueeze(-1)).exp_()
-            dv += (p.transpose(-2, -1) @ d_out_t).transpose(2, 3)
-            ds = (d_out_t @ vt.transpose(-2, -1)).sub_(delta.transpose(2, 3)).mul_(p)
+            dv += (p.to(dtype).transpose(-2, -1) @ d_out_t).to(acc).transpose(2, 3)
+            ds = (d_out_t @ vt.transpose(-2, -1)).to(acc).sub_(delta.transpose(2, 3)).mul_(p)
+            ds = ds.to(dtype)
             del p
-            dq += (ds @ kt).transpose(2, 3)
-            dk += (ds.transpose(-2, -1) @ qt).transpose(2, 3)
+            dq += (ds @ kt).to(acc).transpose(2, 3)
+            dk += (ds.transpose(-2, -1) @ qt).to(acc).transpose(2, 3)
             del ds
         shape = grad_out.shape
-        return (dq.mul_(scale).reshape(shape), dk.reshape(shape), dv.reshape(shape), None, None)
+        return (dq.mul_(scale).to(dtype).reshape(shape), dk.to(dtype).reshape(shape),
+                dv.to(dtype).reshape(shape), None, None)
 
 
 def full_attention(q, k, v, n_leads: int | None = None):
