@@ -412,8 +412,8 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
             note += "; fine-tuned rows: the same training from the pretrained weights"
         if dropped:
             note += f"; left out (too few positives): {', '.join(dropped)}"
-        report.add_classification("Classification: linear probe on frozen features; "
-                                  "supervised / fine-tuned rows (multi-label)",
+        report.add_classification("Linear probe on frozen features; supervised and "
+                                  "fine-tuned rows (multi-label)",
                                   {k: v for k, v in probe.items()}, note=note)
         results["probe"] = {k: {"macro_auroc": v["macro_auroc"], "macro_f1": v["macro_f1"]}
                             for k, v in probe.items()}
