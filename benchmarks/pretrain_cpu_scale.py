@@ -89,6 +89,8 @@ CANDIDATES_EXTRA = [
       for s in (1, 2)],
     *[(f"beatssl_small_s{s}", "beat_ssl", "beatssl_cpu.yaml", 1000, [f"train.seed={s}"])
       for s in (1, 2)],
+    # Beat-SSL's loss still falls at 1000 steps: three times the budget.
+    ("beatssl_small_3k", "beat_ssl", "beatssl_cpu.yaml", 3000, []),
 ]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),

@@ -137,3 +137,17 @@ def test_evaluate_refuses_a_store_at_another_rate(small, shared_data, tmp_path, 
 def test_demo_rejects_a_wrong_path(tmp_path, capsys):
     rc = main(["demo", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d")])
     assert rc == 2 and "LUDB not found" in capsys.readouterr().err
+
+
+def test_demo_summary_prints_paired_differences():
+    from ecgssl.demo import _summary_lines
+
+    results = {
+        "probe": {"JEPA": {"macro_auroc": {"mean": 0.61}}},
+        "paired_probe": {"JEPA": {"delta": 0.047, "ci": [0.010, 0.084], "vs": "random-init vit"}},
+        "paired_segmentation": {"JEPA (frozen encoder + decoder)": {"delta_f1": -0.075,
+                                                                    "ci_f1": [-0.086, -0.063]}},
+    }
+    text = "\n".join(_summary_lines(results))
+    assert "JEPA: probe +0.047 [+0.010, +0.084] vs random-init vit" in text
+    assert "segmentation mean F1 -0.075 [-0.086, -0.063]" in text

@@ -72,6 +72,25 @@ def _summary_lines(results: dict) -> list[str]:
                     for w in ("QRS", "T", "P")]
             lines.append(f"{key[:44]:<44} {'-':>12} {'-':>7} {vals[0]:>7.3f} {vals[1]:>6.3f} "
                          f"{vals[2]:>6.3f}")
+    return lines + _paired_lines(results)
+
+
+def _paired_lines(results: dict) -> list[str]:
+    """Each pretrained encoder minus its random-init twin, with the paired 95 % CI."""
+    from ecgssl.eval.compare import format_ci
+
+    probe = results.get("paired_probe") or {}
+    seg = results.get("paired_segmentation") or {}
+    lines = []
+    for name, r in probe.items():
+        line = (f"{name}: probe {r['delta']:+.3f} {format_ci(r['ci'])} vs {r['vs']}")
+        s = next((v for k, v in seg.items() if k.split(" (frozen")[0] == name), None)
+        if s:
+            line += f"; segmentation mean F1 {s['delta_f1']:+.3f} {format_ci(s['ci_f1'])}"
+        lines.append(line)
+    if lines:
+        lines = ["", "paired differences (95 % CI; a CI above 0 means the encoder beats its "
+                 "random-init twin on the same records):", *lines]
     return lines
 
 
