@@ -674,9 +674,15 @@ def caveats(res: dict) -> list[str]:
                "basis of the choice: LUDB labels are used for nothing but the final table. "
                "The CPSC AF AUROC (reported only) is below chance for most encoders: 6 "
                "patients, 4 of them single-class, so grouped CV rewards nothing useful.")
-    out.append("Differences between rows of a few hundredths (probe AUROC, segmentation F1) are "
-               "within the fold-to-fold spread (± std over the 5 folds); one seed, one run per "
-               "setting.")
+    if (res.get("suite") or {}).get("paired_probe"):
+        out.append("± is the std over the 5 folds, which mixes how hard each fold is into every "
+                   "row; the verdicts use the paired CIs instead (same records for both rows). "
+                   "They cover the test sample, not other pretraining seeds: the seed-replicate "
+                   "candidates (`--candidates ..._s1 ..._s2`) and `--random-seeds` cover those.")
+    else:
+        out.append("Differences between rows of a few hundredths (probe AUROC, segmentation F1) "
+                   "are within the fold-to-fold spread (± std over the 5 folds); one seed, one "
+                   "run per setting.")
     out.append("CPU-scale budgets (1000-1500 optimiser steps, ~870 pretraining windows, "
                f"{res['suite_config'].get('seg_epochs')} segmentation epochs): these numbers test "
                "the pipeline and the protocol at small scale, not what the methods reach with "
