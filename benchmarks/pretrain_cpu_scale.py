@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgssl.eval.compare import format_ci, probe_difference_table, segmentation_difference_table
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared" / "data"
@@ -583,19 +585,11 @@ def _verdict(ci, baseline: str = "random init") -> str:
 def _finetuned_line(title: str, metric: str, a: float, b: float, delta: float, ci) -> str:
     """Fine-tuned pretrained row against the same training from random init."""
     return (f"{title} fine-tuned {metric} {a:.3f} vs supervised from scratch {b:.3f} "
-            f"({delta:+.3f}, 95 % paired CI {_ci(ci)}: "
+            f"({delta:+.3f}, 95 % paired CI {format_ci(ci)}: "
             + _verdict(ci, "the same training from random init") + ").")
 
 
-def _ci(ci) -> str:
-    from ecgssl.eval.compare import format_ci
-
-    return format_ci(ci)
-
-
 def _paired_probe_md(paired: dict) -> list[str]:
-    from ecgssl.eval.compare import probe_difference_table
-
     if not paired:
         return []
     return ["#### Paired differences (same folds, same test records)", "",
@@ -603,8 +597,6 @@ def _paired_probe_md(paired: dict) -> list[str]:
 
 
 def _paired_seg_md(paired: dict) -> list[str]:
-    from ecgssl.eval.compare import segmentation_difference_table
-
     if not paired:
         return []
     return ["#### Paired differences (same test records)", "",
@@ -627,7 +619,8 @@ def _seed_spread_md(spread: dict | None) -> list[str]:
               "[95 % CI] |", "|---|---|---|---|"]
     for title, r in spread["rows"].items():
         wins = sum(v["ci"][0] > 0 for v in r["vs_seeds"])
-        cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {_ci(v['ci'])}" for v in r["vs_seeds"])
+        cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {format_ci(v['ci'])}"
+                          for v in r["vs_seeds"])
         lines.append(f"| {title} | {r['auroc']:.3f} | {wins}/{len(r['vs_seeds'])} | {cells} |")
     return lines + [""]
 
@@ -714,7 +707,7 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
             sup_text = "" if s is None else f"; supervised from scratch {_f(s)}"
             pp = paired_probe.get(title)
             if pp:  # paired bootstrap over the same test records: the verdict's basis
-                verdict = (f"95 % paired CI {_ci(pp['ci'])}, P(not better) "
+                verdict = (f"95 % paired CI {format_ci(pp['ci'])}, P(not better) "
                            f"{pp['p_not_better']:.3f}: "
                            + _verdict(pp["ci"])
                            + f"; better on {pp['classes_better']}/{pp['n_classes']} labels")
@@ -736,7 +729,7 @@ def comparisons(suite: dict, chosen: dict[str, str]) -> list[str]:
                     f"{fb:.3f}: {'beats' if fa > fb else 'does NOT beat'} random init")
             ps = paired_seg.get(key)
             if ps:
-                line += (f" ({ps['delta_f1']:+.3f}, 95 % paired CI {_ci(ps['ci_f1'])}: "
+                line += (f" ({ps['delta_f1']:+.3f}, 95 % paired CI {format_ci(ps['ci_f1'])}: "
                          + _verdict(ps["ci_f1"]) + ")")
             if nk:
                 fn = np.mean([_seg_f1(seg[nk]["pooled"], w) for w in ("QRS", "T", "P")])

@@ -15,6 +15,8 @@ rerun with other seeds for that.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +28,11 @@ from ecgssl.eval.classification_metrics import (
     _weighted_auroc,
     bootstrap_weights,
 )
+from ecgssl.eval.segmentation_metrics import WAVE_CLASSES, WAVE_NAMES
 
 __all__ = ["format_ci", "paired_probe_difference", "paired_segmentation_difference",
-           "probe_difference_table", "seg_mean_f1", "segmentation_difference_table"]
+           "probe_difference_table", "segmentation_difference_table"]
+
 
 def _fold_aurocs(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(B, K) per-class AUROC of one fold under (B, n) record weights; NaN where undefined."""
@@ -114,19 +118,12 @@ def paired_probe_difference(
     }
 
 
-class _quiet_nanmean:
+@contextlib.contextmanager
+def _quiet_nanmean():
     """Silence numpy's "Mean of empty slice" (an all-NaN row is a NaN result, as intended)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        return self
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        yield
 
 
 def _p_not_better(diffs: np.ndarray) -> float:
@@ -162,12 +159,6 @@ def _mean_f1(counts: np.ndarray) -> np.ndarray:
     and offset F1 (the suite's "mean F1 (QRS, T, P)")."""
     with _quiet_nanmean():
         return np.nanmean(_f1(counts), axis=(-1, -2))
-
-
-def seg_mean_f1(scorer) -> float:
-    """Mean over P, QRS and T of the mean of onset and offset F1 of a ``SegmentationScorer``."""
-    _, counts, _ = scorer._stack()
-    return float(_mean_f1(counts.sum(0)))
 
 
 def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
@@ -213,8 +204,6 @@ def paired_segmentation_difference(scorer_a, scorer_b, *, n_boot: int = 1000,
     f1_a, dc_a, wave_a = stats(dice_a, counts_a)
     f1_b, dc_b, wave_b = stats(dice_b, counts_b)
     df, dd = f1_a[1:] - f1_b[1:], dc_a[1:] - dc_b[1:]
-    from ecgssl.eval.segmentation_metrics import WAVE_CLASSES, WAVE_NAMES
-
     return {
         "delta_f1": float(f1_a[0] - f1_b[0]), "a_f1": float(f1_a[0]), "b_f1": float(f1_b[0]),
         "ci_f1": list(_percentile_ci(df, confidence)),
