@@ -7,7 +7,9 @@ One command does everything (issues 3, 4 and 5):
    the LUDB evaluation store (``ecgssl prepare``, the exact commands are in the results), both
    high-passed at 0.5 Hz (the CPSC recordings carry a ~5 mV DC offset);
 2. pretrains every candidate setting of each method (``ecgssl.train.run.pretrain``) with collapse
-   monitoring; for ECG-JEPA both the student and the EMA target encoder are candidates;
+   monitoring; for ECG-JEPA both the student and the EMA target encoder are candidates, and
+   each weights are tried with two feature poolings (``--pools``: mean over time, and mean + max
+   over time concatenated, ``ecgssl.models.pooling``);
 3. chooses ONE candidate per method WITHOUT touching LUDB labels: a validation probe on the
    non-LUDB windows of the pretraining store (linear probe on the CinC 2021 sample's SNOMED
    diagnoses, 50 patients, repeated 5-fold CV; the CPSC AF probe and a rhythm-feature ridge R^2
@@ -93,6 +95,9 @@ CANDIDATES_EXTRA = [
       for s in (1, 2)],
     # Beat-SSL's loss still falls at 1000 steps: three times the budget.
     ("beatssl_small_3k", "beat_ssl", "beatssl_cpu.yaml", 3000, []),
+    # Beat-SSL on ECG-JEPA's encoder (ViT w128 d4 x20, 8 leads): both methods on one
+    # architecture, each against the same random-init twin.
+    ("beatssl_vit_w128_d4_x20", "beat_ssl", "beatssl_cpu_vit.yaml", 1000, []),
 ]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),
@@ -482,7 +487,10 @@ def markdown(res: dict) -> str:
     lines += ["", "## Pretraining runs (every setting tried)", "",
               "Selection: per method, the candidate with the best validation score among runs "
               "that did not collapse; for ECG-JEPA the student (context) encoder and the EMA "
-              "target encoder of every run (`<run>/target`) are both candidates. The validation "
+              "target encoder of every run (`<run>/target`) are both candidates, and every "
+              "weights are tried with each feature pooling (mean over time, and `[meanmax]`: "
+              "mean and max over time concatenated; the random-init twin pools the same "
+              "way). The validation "
               "probe never sees LUDB. Score = **val CinC AUROC**: logistic probe (standardised, "
               f"C {VAL_C}) on the 50 CinC 2021 records (50 patients), macro AUROC over the SNOMED "
               f"codes with >= {VAL_MIN_POSITIVES} positives, out-of-fold over "
@@ -503,7 +511,8 @@ def markdown(res: dict) -> str:
         coll = "; ".join(f"{k.split('/')[-1]} {_f(x['start'])} -> {_f(x['end'])}"
                          for k, x in s["collapse"].items()
                          if k in r["collapse_keys"])
-        lines.append(f"| {name} | {METHOD_TITLES[r['method']]} | {r.get('weights', '')} | "
+        pooled = ", mean+max pooled" if r.get("pool") == "meanmax" else ""
+        lines.append(f"| {name} | {METHOD_TITLES[r['method']]} | {r.get('weights', '')}{pooled} | "
                      f"{t['steps']} ({t['epochs']}) | "
                      f"{t['wall_s']:.0f}{' (earlier run, reused)' if t.get('reused') else ''} | "
                      f"{_f(s['loss_start'])} -> {_f(s['loss_end'])} | "
@@ -518,7 +527,7 @@ def markdown(res: dict) -> str:
                      f"{_val(rv)} | {_f(rv.get('af_auroc'))} | {_f(rv.get('rhythm_r2'))} | |")
     lines += ["", "Overrides of each run (on top of its recipe in `src/ecgssl/configs/`):", ""]
     for name, r in res["pretraining"].items():
-        if name.endswith("/target"):
+        if _run_of(name, r) != name:
             continue
         lines.append(f"- {name}: `{r['recipe']}` " + " ".join(f"`{o}`" for o in r["overrides"]))
 
@@ -622,6 +631,23 @@ def _seed_spread_md(spread: dict | None) -> list[str]:
         cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {format_ci(v['ci'])}"
                           for v in r["vs_seeds"])
         lines.append(f"| {title} | {r['auroc']:.3f} | {wins}/{len(r['vs_seeds'])} | {cells} |")
+    fams = spread.get("families")
+    if fams and all("families" in v for r in spread["rows"].values() for v in r["vs_seeds"]):
+        lines += ["", "By label family: the same paired difference on each family's labels only "
+                  "(a breakdown of the macro AUROC, added after the per-label table showed the "
+                  "pattern; not a pre-registered test). Cell: difference to the suite's twin "
+                  f"(seed 0) [95 % CI]; then in how many of the {n} seeds the CI is above 0 / "
+                  "below 0.", "",
+                  "| pretrained row | " + " | ".join(f"{f} ({len(v)})" for f, v in fams.items())
+                  + " |", "|---|" + "---|" * len(fams)]
+        for title, r in spread["rows"].items():
+            cells = []
+            for f in fams:
+                v0 = r["vs_seeds"][0]["families"][f]
+                up = sum(v["families"][f]["ci"][0] > 0 for v in r["vs_seeds"])
+                down = sum(v["families"][f]["ci"][1] < 0 for v in r["vs_seeds"])
+                cells.append(f"{v0['delta']:+.3f} {format_ci(v0['ci'])}; {up}/{down}")
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -631,7 +657,7 @@ def diagnosis(res: dict) -> list[str]:
     for name, r in res["pretraining"].items():
         c = r["summary"]["collapse"]
         ratio = c.get("collapse/feat_std_ratio")
-        if r["method"] != "jepa" or name.endswith("/target") or ratio is None:
+        if r["method"] != "jepa" or _run_of(name, r) != name or ratio is None:
             continue
         scale = next((float(o.split("=", 1)[1]) for o in r["overrides"]
                       if o.startswith("encoder.input_scale=")), 1.0)
@@ -811,6 +837,10 @@ def main(argv=None) -> int:
     parser.add_argument("--random-seeds", type=int, default=1, metavar="N",
                         help="LUDB probe of N random initialisations of each architecture "
                              "(seeds 0..N-1), each paired with every pretrained row")
+    parser.add_argument("--pools", nargs="+", default=["mean", "meanmax"],
+                        choices=["mean", "meanmax"],
+                        help="feature poolings tried for every run (a candidate each; the "
+                             "validation probe chooses)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep a candidate's finished run when its resolved recipe and "
                              "pretraining store hash are those of this run (no retraining)")
@@ -839,6 +869,8 @@ def main(argv=None) -> int:
                  + (" --finetune" if args.finetune else "")
                  + (f" --random-seeds {args.random_seeds}" if args.random_seeds > 1 else "")
                  + (" --reuse" if args.reuse else "")
+                 + (f" --pools {' '.join(args.pools)}" if args.pools != ["mean", "meanmax"]
+                    else "")
                  + (f" --stem {args.stem}" if args.stem else "")
                  + (f" --threads {args.threads}" if args.threads != 1 else ""),
                  "stem": stem, "each_candidate": args.each_candidate,
@@ -864,6 +896,7 @@ def main(argv=None) -> int:
 
     # 2. pretraining + 3. validation probe and choice
     res["pretraining"] = {}
+    val_random: dict[str, dict] = {}  # arch label -> validation of its random-init twin
     for name, method, recipe, steps, overrides in candidates:
         print(f"[2/4] pretraining {name} ({steps} steps)", flush=True)
         run_dir = out / name
@@ -871,30 +904,35 @@ def main(argv=None) -> int:
                                    reuse=args.reuse)
         summary = training_summary(run_dir / "metrics.csv", method)
         is_collapsed, reason = collapsed(summary)
-        enc = load_encoder(run_dir)
-        t = time.perf_counter()
-        val = validation_probe(enc, pre_store)
-        val_rnd = validation_probe(enc, pre_store, seed=0)
         keys = ["train/target_std", "train/target_erank", "train/rhythm_z_std"] + \
             [k for k in summary["collapse"] if k.startswith("collapse/")]
-        entry = {
-            "method": method, "recipe": recipe, "overrides": ov, "train": info,
-            "summary": summary, "collapsed": is_collapsed, "collapse_reason": reason,
-            "collapse_keys": keys, "validation": val, "validation_random_init": val_rnd,
-            "validation_s": time.perf_counter() - t, "arch": _arch_label(enc.spec),
-            "run_dir": _rel(run_dir), "chosen": False,
-            "weights": "student (context) encoder" if method == "jepa" else "encoder"}
-        res["pretraining"][name] = entry
+        base = {"run": name, "method": method, "recipe": recipe, "overrides": ov, "train": info,
+                "summary": summary, "collapsed": is_collapsed, "collapse_reason": reason,
+                "collapse_keys": keys, "chosen": False}
         print(f"    loss {summary['loss_start']:.4g} -> {summary['loss_end']:.4g}; collapsed "
-              f"{is_collapsed} {reason}; validation score {val['score']:.3f} "
-              f"(random init {val_rnd['score']:.3f}); {info['wall_s']:.0f} s", flush=True)
-        if method == "jepa":  # the EMA target encoder of the same run is a second candidate
-            target_dir = export_target_encoder(run_dir)
-            val_t = validation_probe(load_encoder(target_dir), pre_store)
-            res["pretraining"][f"{name}/target"] = entry | {
-                "validation": val_t, "run_dir": _rel(target_dir),
-                "weights": "EMA target encoder"}
-            print(f"    EMA target encoder: validation score {val_t['score']:.3f}", flush=True)
+              f"{is_collapsed} {reason}; {info['wall_s']:.0f} s", flush=True)
+        # Candidates of this run: its weights (and, for ECG-JEPA, the EMA target encoder's)
+        # x every pooling of the features; the validation probe chooses among all of them.
+        weights = [(name, run_dir, "student (context) encoder" if method == "jepa" else
+                    "encoder")]
+        if method == "jepa":
+            weights.append((f"{name}/target", export_target_encoder(run_dir),
+                            "EMA target encoder"))
+        for key, weights_dir, weights_title in weights:
+            for pool in args.pools:
+                t = time.perf_counter()
+                enc = load_encoder(weights_dir, pool=pool)
+                arch = _arch_label(enc.spec)  # random-init twins pool the same way
+                if arch not in val_random:
+                    val_random[arch] = validation_probe(enc, pre_store, seed=0)
+                val = validation_probe(enc, pre_store)
+                entry_key = key if pool == "mean" else f"{key} [{pool}]"
+                res["pretraining"][entry_key] = base | {
+                    "validation": val, "validation_random_init": val_random[arch],
+                    "validation_s": time.perf_counter() - t, "arch": arch,
+                    "run_dir": _rel(weights_dir), "weights": weights_title, "pool": pool}
+                print(f"    {entry_key}: validation score {val['score']:.3f} (random init "
+                      f"{val_random[arch]['score']:.3f})", flush=True)
     chosen: dict[str, str] = {}
     encoders = {}
     for method in dict.fromkeys(c[1] for c in candidates):
@@ -903,14 +941,14 @@ def main(argv=None) -> int:
         best = max(ok, key=lambda k: ok[k]["validation"]["score"])
         res["pretraining"][best]["chosen"] = True
         title = METHOD_TITLES[method]
-        encoders[title] = load_encoder(out / best)
+        encoders[title] = _load_entry(res["pretraining"][best])
         chosen[title] = res["pretraining"][best]["arch"]
         print(f"    chosen for {title}: {best}", flush=True)
     res["chosen"] = {t: {"arch": a, "run": next(k for k, v in res["pretraining"].items()
                                                 if v["chosen"] and METHOD_TITLES[v["method"]] == t)}
                      for t, a in chosen.items()}
     if args.each_candidate:
-        encoders, chosen, res["evaluated"] = evaluate_each(res["pretraining"], out)
+        encoders, chosen, res["evaluated"] = evaluate_each(res["pretraining"])
 
     # Partial results now, so that a run stopped during the suite still leaves its pretraining.
     Path(args.results).mkdir(parents=True, exist_ok=True)
@@ -953,9 +991,15 @@ def seed_spread(encoders: dict, store, cfg, n_seeds: int) -> dict:
     its architecture (seeds 0..n-1; seed 0 is the suite's twin), each difference paired record
     by record. Same folds, labels and probe as ``run_suite``.
 
+    Also per label family (the prefix of a LUDB label: axis, conduction, hypertrophy,
+    ischemia, repolarisation, rhythm), the same paired difference on that family's labels only:
+    a breakdown of the macro AUROC, not a separate test (written after the per-label
+    differences showed that Beat-SSL's wins and losses follow the families).
+
     Returns:
         ``{"rows": {title: {"arch", "auroc", "vs_seeds": [{"seed", "auroc", "delta", "ci",
-        "p_not_better"}]}}, "random": {arch: [auroc per seed]}}``.
+        "p_not_better", "families": {family: {"delta", "ci"}}}]}}, "random": {arch: [auroc
+        per seed]}, "families": {family: [labels]}}``.
     """
     from ecgssl.eval.compare import paired_probe_difference
     from ecgssl.eval.probe import linear_probe_cv
@@ -976,8 +1020,11 @@ def seed_spread(encoders: dict, store, cfg, n_seeds: int) -> dict:
         arch = _arch_label(enc.spec)
         if arch not in random_cv:
             random_cv[arch] = [probe(_embed(enc, store, rows, seed=s)) for s in range(n_seeds)]
+    families: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        families.setdefault(name.split(":")[0], []).append(j)
     out = {"rows": {}, "random": {a: [v[0] for v in cvs] for a, cvs in random_cv.items()},
-           "n_seeds": n_seeds}
+           "n_seeds": n_seeds, "families": {f: [names[j] for j in c] for f, c in families.items()}}
     tests = [sp.test for sp in splits]
     for title, enc in encoders.items():
         arch = _arch_label(enc.spec)
@@ -986,33 +1033,48 @@ def seed_spread(encoders: dict, store, cfg, n_seeds: int) -> dict:
         for seed, (r_auc, r_scores) in enumerate(random_cv[arch]):
             d = paired_probe_difference(labels, tests, scores, r_scores, class_names=names,
                                         groups=pids, n_boot=cfg.paired_boot, seed=cfg.seed)
+            fam = {}
+            for f, cols in families.items():
+                df = paired_probe_difference(labels[:, cols], tests, [x[:, cols] for x in scores],
+                                             [x[:, cols] for x in r_scores], groups=pids,
+                                             n_boot=cfg.paired_boot, seed=cfg.seed)
+                fam[f] = {"delta": df["delta"], "ci": df["ci"]}
             vs.append({"seed": seed, "auroc": r_auc, "delta": d["delta"], "ci": d["ci"],
-                       "p_not_better": d["p_not_better"]})
+                       "p_not_better": d["p_not_better"], "families": fam})
         out["rows"][title] = {"arch": arch, "auroc": auc, "vs_seeds": vs}
     return out
 
 
-def evaluate_each(pretraining: dict, out: Path) -> tuple[dict, dict, dict]:
+def evaluate_each(pretraining: dict) -> tuple[dict, dict, dict]:
     """``--each-candidate``: one LUDB row per candidate run, titled ``<method> <run>``, with the
-    weights (student or EMA target) the validation probe scored higher for that run.
+    weights (student or EMA target) and pooling the validation probe scored highest for that run.
 
     Returns ``(encoders, chosen, evaluated)``: title -> loaded encoder, title -> arch label (for
     the random-init comparisons), title -> ``{"run", "arch"}`` (stored in the results)."""
-    from ecgssl.api import load_encoder
-
     encoders, chosen, evaluated = {}, {}, {}
-    for name, r in pretraining.items():
-        if name.endswith("/target"):
-            continue
-        best = name
-        target = pretraining.get(f"{name}/target")
-        if target and target["validation"]["score"] > r["validation"]["score"]:
-            best = f"{name}/target"
+    for name in dict.fromkeys(_run_of(k, r) for k, r in pretraining.items()):
+        variants = {k: r for k, r in pretraining.items() if _run_of(k, r) == name}
+        best = max(variants, key=lambda k: variants[k]["validation"]["score"])
+        r = variants[best]
         title = f"{METHOD_TITLES[r['method']]} {name}"
-        encoders[title] = load_encoder(out / best)
+        encoders[title] = _load_entry(r)
         chosen[title] = r["arch"]
         evaluated[title] = {"run": best, "arch": r["arch"]}
     return encoders, chosen, evaluated
+
+
+def _run_of(key: str, entry: dict) -> str:
+    """The pretraining run of a candidate entry (``run``, ``run/target``, ``run [meanmax]``)."""
+    return entry.get("run") or key.split(" [")[0].removesuffix("/target")
+
+
+def _load_entry(entry: dict):
+    """The encoder of a candidate entry: its weights directory and its pooling."""
+    from ecgssl.api import load_encoder
+
+    path = Path(entry["run_dir"])
+    return load_encoder(path if path.is_absolute() else REPO / path,
+                        pool=entry.get("pool", "mean"))
 
 
 def write_results(res: dict | None, args) -> int:

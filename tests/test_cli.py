@@ -73,6 +73,13 @@ def test_embed_records_and_store(small, shared_data, tmp_path, capsys):
     assert main(["embed", str(small["run"]), str(shared_data / "cinc2021-sample"), "--out",
                  str(out2), "--no-progress", "--skip-bad"]) == 0
     assert np.load(out2)["features"].shape[1] == 64
+    # --pool meanmax: mean and max over time, twice the features, the same mean half.
+    out3 = tmp_path / "mm.npz"
+    assert main(["embed", str(small["run"]), str(small["store"]), "--out", str(out3),
+                 "--pool", "meanmax"]) == 0
+    mm = np.load(out3)["features"]
+    assert mm.shape == (LUDB_RECORDS, 128)
+    np.testing.assert_allclose(mm[:, :64], f["features"], rtol=1e-5, atol=1e-6)
     capsys.readouterr()
     rc = main(["embed", str(small["root"] / "nope.safetensors"), str(small["store"]), "--out",
                str(out)])

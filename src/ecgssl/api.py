@@ -55,6 +55,11 @@ class Encoder:
     def embed_dim(self) -> int:
         return int(self.module.embed_dim)
 
+    @property
+    def pooled_dim(self) -> int:
+        """Length of one embedding (``embed``'s last axis): 2 embed_dim for "meanmax" pooling."""
+        return int(getattr(self.module, "pooled_dim", self.module.embed_dim))
+
     def prepare(self, signal: np.ndarray, fs: float, leads: Sequence[str],
                 missing_leads: str = "error") -> tuple[np.ndarray, list[str]]:
         """Convert (L, T) or (N, L, T) mV input to the spec; returns (array, lead names)."""
@@ -104,10 +109,31 @@ def _takes_leads(module: nn.Module) -> bool:
                                                                               "lead_names")
 
 
-def load_encoder(path: str | Path, device: str = "cpu") -> Encoder:
+def load_encoder(path: str | Path, device: str = "cpu", pool: str | None = None) -> Encoder:
     """Load an encoder: ours (``.safetensors`` + ``.json``, or a run directory) or an original
     ECG-JEPA release (``.pth``/``.pt`` with ``{'encoder': state_dict, 'epoch': n}``).
+
+    ``pool``: replace the pooling of ``embed`` / ``forward`` (``ecgssl.models.pooling``: "mean"
+    or "meanmax"); recorded in the returned spec, so a random-init twin built from it pools the
+    same way. None keeps the checkpoint's.
     """
+    enc = _load_encoder(Path(path), device)
+    if pool is not None:
+        from ecgssl.models.pooling import check_pool
+
+        check_pool(pool)
+        if not hasattr(enc.module, "pool"):
+            raise ValueError(f"{path}: this encoder ({enc.spec['encoder']['name']}) has a fixed "
+                             "pooling; pool= applies to ecgssl's own encoders")
+        enc.module.pool = pool
+        if isinstance(getattr(enc.module, "spec", None), dict):
+            enc.module.spec["pool"] = pool
+        enc.spec["encoder"].setdefault("overrides", {})["pool"] = pool
+        enc.spec["encoder"]["pooled_dim"] = int(enc.module.pooled_dim)
+    return enc
+
+
+def _load_encoder(path: Path, device: str) -> Encoder:
     path = Path(path)
     if path.is_dir():
         candidate = path / "encoder.safetensors"

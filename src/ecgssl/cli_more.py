@@ -32,7 +32,7 @@ def cmd_pretrain(args) -> int:
 # --------------------------------------------------------------------------------- evaluate
 
 
-def _parse_encoders(items: list[str]) -> dict:
+def _parse_encoders(items: list[str], pool: str | None = None) -> dict:
     from ecgssl.api import load_encoder
 
     encoders = {}
@@ -43,7 +43,7 @@ def _parse_encoders(items: list[str]) -> dict:
                         else path_obj.stem)
         if name in encoders:
             raise ValueError(f"two encoders named {name!r}: name them with NAME=PATH")
-        encoders[name] = load_encoder(path_obj)
+        encoders[name] = load_encoder(path_obj, pool=pool)
     return encoders
 
 
@@ -71,7 +71,7 @@ def cmd_evaluate(args) -> int:
 
     _threads(args.threads)
     store = ECGStore(args.data)
-    encoders = _parse_encoders(args.encoders)
+    encoders = _parse_encoders(args.encoders, pool=args.pool)
     cfg = _suite_config(args)
     run_suite(encoders, store, args.out, cfg, progress=not args.no_progress)
     print(f"wrote report {Path(args.out) / 'report.md'} (+ report.json, figures/)")
@@ -84,7 +84,7 @@ def cmd_evaluate(args) -> int:
 def cmd_embed(args) -> int:
     from ecgssl.api import load_encoder
 
-    enc = load_encoder(args.checkpoint)
+    enc = load_encoder(args.checkpoint, pool=args.pool)
     source = Path(args.source)
     if (source / "signals.npy").exists() and (source / "config.json").exists():
         from ecgssl.data.store import ECGStore
@@ -94,7 +94,7 @@ def cmd_embed(args) -> int:
         feats = np.concatenate([
             enc.embed(np.asarray(store.signals[i:i + 64]), store.fs, store.leads,
                       missing_leads=args.missing_leads)
-            for i in range(0, len(store), 64)]) if len(store) else np.zeros((0, enc.embed_dim))
+            for i in range(0, len(store), 64)]) if len(store) else np.zeros((0, enc.pooled_dim))
         bad = []
     else:
         from tqdm.auto import tqdm
@@ -113,7 +113,7 @@ def cmd_embed(args) -> int:
                 if not args.skip_bad:
                     raise
                 bad.append({"record_id": rid, "problem": str(err)})
-        feats = np.stack(rows) if rows else np.zeros((0, enc.embed_dim), np.float32)
+        feats = np.stack(rows) if rows else np.zeros((0, enc.pooled_dim), np.float32)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, features=feats.astype(np.float32), record_id=np.array(ids),
@@ -270,6 +270,9 @@ def register(sub, fmt) -> None:
     p.add_argument("--config", help="YAML with SuiteConfig options")
     p.add_argument("--set", type=_parse_override, action="append", metavar="KEY=VALUE",
                    help="override one SuiteConfig option, e.g. --set seg_epochs=10")
+    p.add_argument("--pool", choices=["mean", "meanmax"],
+                   help="pool every encoder's features this way (default: each checkpoint's; "
+                        "meanmax = mean and max over time); random-init twins follow")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -285,6 +288,9 @@ def register(sub, fmt) -> None:
     p.add_argument("--missing-leads", default="error", choices=["error", "zero", "drop"],
                    help="records lacking some of the encoder's leads")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable records")
+    p.add_argument("--pool", choices=["mean", "meanmax"],
+                   help="feature pooling (default: the checkpoint's; meanmax = mean and max "
+                        "over time, twice the features)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_embed)
 

@@ -135,7 +135,7 @@ def compute_embeddings(
 
 
 def _embed_dim(encoder: nn.Module, signals: np.ndarray, leads, device) -> int:
-    dim = getattr(encoder, "embed_dim", None)
+    dim = getattr(encoder, "pooled_dim", getattr(encoder, "embed_dim", None))
     if isinstance(dim, int):
         return dim
     was_training = encoder.training

@@ -634,11 +634,14 @@ def _probe_figures(report, probe, labels, names, features, splits) -> None:
 def _arch_label(spec: dict) -> str:
     """``vit_base w64 d2``: the registry name plus the size overrides that distinguish it."""
     o = spec["encoder"].get("overrides", {})
-    sizes = " ".join(f"{k[0]}{o[k]}" for k in ("width", "depth") if k in o)
+    parts = [spec["encoder"]["name"]] + [f"{k[0]}{o[k]}" for k in ("width", "depth") if k in o]
     # A ViT with a non-default input scale is another architecture (its own random-init twin).
     if float(o.get("input_scale", 1.0)) != 1.0:
-        sizes += f" x{float(o['input_scale']):g}"
-    return f"{spec['encoder']['name']} {sizes}".strip()
+        parts.append(f"x{float(o['input_scale']):g}")
+    # So is another pooling of the features (its twin must pool the same way).
+    if o.get("pool", "mean") != "mean":
+        parts.append(str(o["pool"]))
+    return " ".join(parts)
 
 
 def _slug(text: str) -> str:

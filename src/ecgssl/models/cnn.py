@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.errors import SpecMismatchError
+from ecgssl.models.pooling import check_pool, pool_features, pooled_dim
 from ecgssl.models.registry import register_encoder
 
 NORMS = ("group", "batch")
@@ -70,8 +71,10 @@ class _Encoder1d(nn.Module):
     stride = 16
     pyramid_strides = (1, 2, 4, 8, 16)
 
-    def __init__(self, name: str, n_leads: int, leads: Sequence[str] | None, norm: str):
+    def __init__(self, name: str, n_leads: int, leads: Sequence[str] | None, norm: str,
+                 pool: str = "mean"):
         super().__init__()
+        self.pool = check_pool(pool)
         if n_leads < 1:
             raise ValueError(f"n_leads must be >= 1, got {n_leads}")
         if leads is not None and len(leads) != n_leads:
@@ -109,9 +112,14 @@ class _Encoder1d(nn.Module):
         """(B, L, T) mV -> (B, embed_dim, T // stride)."""
         return self.feature_pyramid(x, leads)[-1]
 
+    @property
+    def pooled_dim(self) -> int:
+        """Length of ``forward``'s output: embed_dim ("mean") or 2 embed_dim ("meanmax")."""
+        return pooled_dim(self.embed_dim, self.pool)
+
     def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
-        """(B, L, T) -> (B, embed_dim): mean over time of the last feature map."""
-        return self.forward_features(x, leads).mean(-1)
+        """(B, L, T) -> (B, pooled_dim): the last feature map pooled over time (``pool``)."""
+        return pool_features(self.forward_features(x, leads), self.pool, dim=-1)
 
 
 class ResNet1d(_Encoder1d):
@@ -120,8 +128,8 @@ class ResNet1d(_Encoder1d):
     def __init__(self, name: str = "resnet1d", n_leads: int = 12,
                  widths: Sequence[int] = (32, 64, 96, 128, 256),
                  depths: Sequence[int] = (1, 1, 1, 1), kernel: int = 7, stem_kernel: int = 15,
-                 norm: str = "group", leads: Sequence[str] | None = None):
-        super().__init__(name, n_leads, leads, norm)
+                 norm: str = "group", leads: Sequence[str] | None = None, pool: str = "mean"):
+        super().__init__(name, n_leads, leads, norm, pool)
         if len(widths) != 5 or len(depths) != 4 or min(widths) < 1 or min(depths) < 1:
             raise ValueError("widths needs 5 positive entries and depths 4 positive entries")
         if kernel % 2 == 0 or stem_kernel % 2 == 0:
@@ -140,7 +148,8 @@ class ResNet1d(_Encoder1d):
         self.embed_dim = int(widths[-1])
         self.spec = {"name": name, "n_leads": n_leads, "widths": list(self.pyramid_channels),
                      "depths": [int(d) for d in depths], "kernel": kernel,
-                     "stem_kernel": stem_kernel, "norm": norm, "leads": self.leads}
+                     "stem_kernel": stem_kernel, "norm": norm, "leads": self.leads,
+                     "pool": self.pool}
 
     def _levels(self, x):
         maps = [self.stem(x)]
@@ -154,8 +163,8 @@ class UNetEncoder1d(_Encoder1d):
 
     def __init__(self, name: str = "unet1d", n_leads: int = 12,
                  widths: Sequence[int] = (16, 32, 64, 128, 256), kernel: int = 9,
-                 norm: str = "group", leads: Sequence[str] | None = None):
-        super().__init__(name, n_leads, leads, norm)
+                 norm: str = "group", leads: Sequence[str] | None = None, pool: str = "mean"):
+        super().__init__(name, n_leads, leads, norm, pool)
         if len(widths) != 5 or min(widths) < 1:
             raise ValueError("widths needs 5 positive entries (strides 1, 2, 4, 8, 16)")
         if kernel % 2 == 0:
@@ -171,7 +180,7 @@ class UNetEncoder1d(_Encoder1d):
         self.pyramid_channels = tuple(int(w) for w in widths)
         self.embed_dim = int(widths[-1])
         self.spec = {"name": name, "n_leads": n_leads, "widths": list(self.pyramid_channels),
-                     "kernel": kernel, "norm": norm, "leads": self.leads}
+                     "kernel": kernel, "norm": norm, "leads": self.leads, "pool": self.pool}
 
     def _levels(self, x):
         maps = []

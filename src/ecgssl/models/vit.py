@@ -28,6 +28,7 @@ from ecgssl.models.cropa import (
     cropa_mask,
     dense_cropa_attention,
 )
+from ecgssl.models.pooling import check_pool, pool_features, pooled_dim
 from ecgssl.models.pos_embed import sincos_2d
 from ecgssl.models.registry import register_encoder
 
@@ -189,6 +190,8 @@ class VisionTransformerECG(nn.Module):
             updates of ``W_P`` move the tokens (an update of size lr changes tokens by
             ~lr x input size), as standardising the input would. Stored in ``spec`` so exports
             and checkpoints rebuild it; the released weights expect 1.0.
+        pool: how ``forward`` pools the output tokens (``ecgssl.models.pooling``): "mean" (the
+            original) or "meanmax" (mean and max over tokens, 2 D values).
     Input ``x`` is (B, L, T) float32 in mV with ``T = P * patch_size`` for some ``P <= n_patches``
     (shorter inputs use the first P time rows of the embedding).
     """
@@ -197,8 +200,9 @@ class VisionTransformerECG(nn.Module):
                  patch_size: int = 50, width: int = 768, depth: int = 12, num_heads: int = 16,
                  mlp_ratio: float = 4.0, qkv_bias: bool = False, attention: str = "cropa",
                  pos_every_block: bool = True, drop_path: float = 0.0, init_std: float = 0.02,
-                 input_scale: float = 1.0):
+                 input_scale: float = 1.0, pool: str = "mean"):
         super().__init__()
+        self.pool = check_pool(pool)
         lead_names = [canonical_lead(name) for name in lead_names]
         if not lead_names or len(set(lead_names)) != len(lead_names):
             raise ValueError(f"lead_names must be non-empty and unique, got {lead_names}")
@@ -226,7 +230,7 @@ class VisionTransformerECG(nn.Module):
             "depth": int(depth), "num_heads": int(num_heads), "mlp_ratio": float(mlp_ratio),
             "qkv_bias": bool(qkv_bias), "attention": attention,
             "pos_every_block": bool(pos_every_block), "drop_path": float(drop_path),
-            "input_scale": float(input_scale),
+            "input_scale": float(input_scale), "pool": self.pool,
         }
         self.W_P = nn.Linear(self.patch_size, self.embed_dim)
         # Fixed, not learned: a buffer, but saved so that released checkpoints' key loads.
@@ -335,9 +339,15 @@ class VisionTransformerECG(nn.Module):
         """[forward_features(x)]: a ViT has one resolution."""
         return [self.forward_features(x, leads)]
 
+    @property
+    def pooled_dim(self) -> int:
+        """Length of ``forward``'s output: D ("mean") or 2 D ("meanmax")."""
+        return pooled_dim(self.embed_dim, self.pool)
+
     def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
-        """(B, D) representation: mean of all output tokens (the original's ``representation``)."""
-        return self.forward_tokens(x, leads).mean(dim=1)
+        """(B, pooled_dim) representation: the output tokens pooled (``pool``); "mean" is the
+        original's ``representation``."""
+        return pool_features(self.forward_tokens(x, leads), self.pool, dim=1)
 
 
 # -- named configurations --------------------------------------------------------------------

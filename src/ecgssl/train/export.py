@@ -62,7 +62,7 @@ def encoder_spec(encoder: nn.Module) -> dict[str, Any]:
             raise ValueError(f"encoder spec name {name!r} is not a registered encoder "
                              f"({list_encoders()}): it could not be rebuilt")
     out = {"name": name, "overrides": _jsonable(overrides)}
-    for attr in ("embed_dim", "stride"):
+    for attr in ("embed_dim", "stride", "pooled_dim"):
         if hasattr(encoder, attr):
             out[attr] = int(getattr(encoder, attr))
     return out
