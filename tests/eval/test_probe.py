@@ -103,3 +103,20 @@ def test_embeddings_cached_by_hashes(tmp_path, rng):
     assert enc.calls > calls and not np.allclose(c, a)
     with pytest.raises(ValueError, match="store_hash"):
         cached_embeddings(enc, np.zeros((2, 2, 8), np.float32), tmp_path / "cache")
+
+
+def test_cached_embeddings_keep_poolings_apart(tmp_path, rng):
+    """The same weights pooled by mean and by mean+max are two cache entries, not one."""
+    from ecgssl.models import create_encoder
+
+    store = tmp_path / "store"
+    store.mkdir()
+    np.save(store / "signals.npy", rng.normal(size=(3, 8, 512)).astype(np.float32))
+    (store / "config.json").write_text('{"store_id": "abc123"}')
+    torch.manual_seed(0)
+    enc = create_encoder("resnet1d_small", n_leads=8, widths=(8, 8, 16, 16, 32))
+    mean = cached_embeddings(enc, store, tmp_path / "cache", progress=False)
+    enc.pool = "meanmax"
+    both = cached_embeddings(enc, store, tmp_path / "cache", progress=False)
+    assert mean.shape == (3, 32) and both.shape == (3, 64)
+    np.testing.assert_allclose(both[:, :32], mean, rtol=1e-5, atol=1e-6)

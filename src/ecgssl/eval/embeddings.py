@@ -179,7 +179,10 @@ def cached_embeddings(
     checkpoint_hash = checkpoint_hash or module_hash(encoder)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{checkpoint_hash}_{store_hash}.npy"
+    # The same weights pooled another way are other features (and another width).
+    pool = getattr(encoder, "pool", "mean")
+    suffix = "" if pool == "mean" else f"_{pool}"
+    path = cache_dir / f"{checkpoint_hash}_{store_hash}{suffix}.npy"
     if path.is_file():
         feats = np.load(path, mmap_mode="r")
         if feats.shape[0] == signals.shape[0]:
