@@ -96,7 +96,7 @@ CANDIDATES_EXTRA = [
     # Beat-SSL's loss still falls at 1000 steps: three times the budget.
     ("beatssl_small_3k", "beat_ssl", "beatssl_cpu.yaml", 3000, []),
     # Beat-SSL on ECG-JEPA's encoder (ViT w128 d4 x20, 8 leads): both methods on one
-    # architecture, each against the same random-init twin.
+    # architecture, each against a random-init twin of that architecture (pooled as its row).
     ("beatssl_vit_w128_d4_x20", "beat_ssl", "beatssl_cpu_vit.yaml", 1000, []),
 ]
 CANDIDATES_QUICK = [
@@ -896,7 +896,7 @@ def main(argv=None) -> int:
 
     # 2. pretraining + 3. validation probe and choice
     res["pretraining"] = {}
-    val_random: dict[str, dict] = {}  # arch label -> validation of its random-init twin
+    val_random: dict[str, dict] = {}  # encoder spec -> validation of its random-init twin
     for name, method, recipe, steps, overrides in candidates:
         print(f"[2/4] pretraining {name} ({steps} steps)", flush=True)
         run_dir = out / name
@@ -923,16 +923,18 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 enc = load_encoder(weights_dir, pool=pool)
                 arch = _arch_label(enc.spec)  # random-init twins pool the same way
-                if arch not in val_random:
-                    val_random[arch] = validation_probe(enc, pre_store, seed=0)
+                # Keyed by the whole spec: the label leaves out e.g. pos_every_block.
+                spec_key = json.dumps(enc.spec["encoder"], sort_keys=True, default=str)
+                if spec_key not in val_random:
+                    val_random[spec_key] = validation_probe(enc, pre_store, seed=0)
                 val = validation_probe(enc, pre_store)
                 entry_key = key if pool == "mean" else f"{key} [{pool}]"
                 res["pretraining"][entry_key] = base | {
-                    "validation": val, "validation_random_init": val_random[arch],
+                    "validation": val, "validation_random_init": val_random[spec_key],
                     "validation_s": time.perf_counter() - t, "arch": arch,
                     "run_dir": _rel(weights_dir), "weights": weights_title, "pool": pool}
                 print(f"    {entry_key}: validation score {val['score']:.3f} (random init "
-                      f"{val_random[arch]['score']:.3f})", flush=True)
+                      f"{val_random[spec_key]['score']:.3f})", flush=True)
     chosen: dict[str, str] = {}
     encoders = {}
     for method in dict.fromkeys(c[1] for c in candidates):

@@ -104,3 +104,22 @@ def test_finetune_head_matches_the_pooled_length():
     assert module.head.in_features == enc.pooled_dim
     out = module(torch.randn(2, 8, 500))
     assert out.shape == (2, 3)
+
+
+def test_suite_pairs_old_and_new_mean_exports_with_one_twin():
+    """An export from before the pooling option (no "pool") and a new one with "mean" are
+    the same architecture: one random-init twin, not two rows of the same name."""
+    import copy
+
+    from ecgssl.api import Encoder
+    from ecgssl.eval.suite import SuiteConfig, _rows
+
+    enc = create_encoder("resnet1d_small", n_leads=8)
+    pre = {"fs": 250, "leads": LEADS_8, "n_samples": 2500}
+    new = {"encoder": {"name": "resnet1d_small",
+                       "overrides": {"n_leads": 8, "pool": "mean"}}, "preprocessing": pre}
+    old = copy.deepcopy(new)
+    del old["encoder"]["overrides"]["pool"]
+    rows = _rows({"a": Encoder(enc, new), "b": Encoder(copy.deepcopy(enc), old)},
+                 SuiteConfig(supervised=False))
+    assert [r.name for r in rows if r.kind == "random-init"] == ["random-init resnet1d_small"]

@@ -201,7 +201,9 @@ def _rows(encoders: dict[str, Any], cfg: SuiteConfig) -> list[Row]:
         if cfg.finetune_pretrained:
             tuned.append(Row(f"{name} fine-tuned", "finetuned", make, leads, takes,
                              twin=f"supervised from scratch {label}" if cfg.supervised else None))
-        arch = (spec["encoder"]["name"], str(sorted(spec["encoder"]["overrides"].items())))
+        # Exports made before the pooling option have no "pool": the same as "mean".
+        overrides = {"pool": "mean", **spec["encoder"]["overrides"]}
+        arch = (spec["encoder"]["name"], str(sorted(overrides.items())))
         if arch not in seen_arch:
             seen_arch[arch] = (spec, leads, takes)
     rows += tuned
