@@ -98,6 +98,7 @@ CANDIDATES_EXTRA = [
     # Beat-SSL on ECG-JEPA's encoder (ViT w128 d4 x20, 8 leads): both methods on one
     # architecture, each against a random-init twin of that architecture (pooled as its row).
     ("beatssl_vit_w128_d4_x20", "beat_ssl", "beatssl_cpu_vit.yaml", 1000, []),
+    ("beatssl_vit_w128_d4_x20_s1", "beat_ssl", "beatssl_cpu_vit.yaml", 1000, ["train.seed=1"]),
 ]
 CANDIDATES_QUICK = [
     ("jepa_w64_d2", "jepa", "jepa_cpu.yaml", 30, []),
