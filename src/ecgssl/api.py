@@ -58,7 +58,9 @@ class Encoder:
     @property
     def pooled_dim(self) -> int:
         """Length of one embedding (``embed``'s last axis): 2 embed_dim for "meanmax" pooling."""
-        return int(getattr(self.module, "pooled_dim", self.module.embed_dim))
+        from ecgssl.models.pooling import output_dim
+
+        return int(output_dim(self.module))
 
     def prepare(self, signal: np.ndarray, fs: float, leads: Sequence[str],
                 missing_leads: str = "error") -> tuple[np.ndarray, list[str]]:

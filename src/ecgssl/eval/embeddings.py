@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgssl.models.pooling import output_dim
+
 __all__ = [
     "module_hash",
     "file_hash",
@@ -135,7 +137,7 @@ def compute_embeddings(
 
 
 def _embed_dim(encoder: nn.Module, signals: np.ndarray, leads, device) -> int:
-    dim = getattr(encoder, "pooled_dim", getattr(encoder, "embed_dim", None))
+    dim = output_dim(encoder)
     if isinstance(dim, int):
         return dim
     was_training = encoder.training

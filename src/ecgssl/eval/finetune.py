@@ -38,6 +38,7 @@ from ecgssl.eval.classification_metrics import (
     macro_auroc,
 )
 from ecgssl.eval.splits import Split
+from ecgssl.models.pooling import output_dim
 
 __all__ = [
     "WindowDataset",
@@ -104,9 +105,7 @@ class FineTuneModule(L.LightningModule):
             raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
         if lr <= 0 or weight_decay < 0:
             raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
-        # forward's output length: pooled_dim when the encoder pools to more than embed_dim.
-        dim = embed_dim if embed_dim is not None else getattr(
-            encoder, "pooled_dim", getattr(encoder, "embed_dim", None))
+        dim = embed_dim if embed_dim is not None else output_dim(encoder)
         if not isinstance(dim, int):
             raise ValueError("encoder has no integer embed_dim; pass embed_dim=")
         self.encoder = encoder

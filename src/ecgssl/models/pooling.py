@@ -29,6 +29,12 @@ def pooled_dim(embed_dim: int, pool: str) -> int:
     return int(embed_dim) * (2 if check_pool(pool) == "meanmax" else 1)
 
 
+def output_dim(module) -> int | None:
+    """Length of ``module(x)``'s last axis: ``pooled_dim`` for ecgssl encoders, else the
+    module's ``embed_dim`` (other encoders pool to D), else None."""
+    return getattr(module, "pooled_dim", getattr(module, "embed_dim", None))
+
+
 def pool_features(x: torch.Tensor, pool: str, dim: int) -> torch.Tensor:
     """Pool ``x`` over axis ``dim`` (time or tokens): (..., D) with ``dim`` removed; ``"meanmax"``
     concatenates [mean, max] along the last axis (D -> 2 D)."""
