@@ -41,6 +41,7 @@ from ecgssl.methods.losses import (
     similarity_targets,
     soft_contrastive_loss,
 )
+from ecgssl.methods.registry import register_method
 from ecgssl.models.roi_align import pool_beats
 
 RHYTHM_LOSSES = ("hard", "soft_1", "soft_2")
@@ -280,6 +281,7 @@ _METHOD_KEYS = {
 }
 
 
+@register_method("beat_ssl")
 def build_beat_ssl(method_cfg: dict, encoder_cfg: dict, data_cfg: dict | None = None) -> BeatSSL:
     """Beat-SSL from recipe sections (``configs/beatssl_*.yaml``).
 

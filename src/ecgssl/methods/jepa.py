@@ -26,6 +26,7 @@ from torch import nn
 from ecgssl.data.leads import LEADS_12, canonical_lead
 from ecgssl.methods.base import SSLMethod
 from ecgssl.methods.masking import TimeColumnMasker, split_columns
+from ecgssl.methods.registry import register_method
 from ecgssl.models.pos_embed import time_sincos
 from ecgssl.models.vit import BlockStack, VisionTransformerECG, init_transformer_weights
 
@@ -316,8 +317,12 @@ _MASK_KEYS = {"type": "mask_type", "mask_type": "mask_type", "ratio": "ratio",
               "seed": "seed"}
 
 
-def build_jepa(method_cfg: dict[str, Any], encoder_cfg: dict[str, Any]) -> ECGJEPA:
+@register_method("jepa")
+def build_jepa(method_cfg: dict[str, Any], encoder_cfg: dict[str, Any],
+               data_info: dict[str, Any] | None = None) -> ECGJEPA:
     """ECG-JEPA from the recipe's ``method:`` and ``encoder:`` sections.
+
+    ``data_info`` (the store's leads, fs, n_samples) is not needed: the batch names its leads.
 
     method_cfg: ``name: jepa``, ``leads``, ``input_leads``, ``predictor_embed_dim``,
     ``predictor_depth``, ``predictor_num_heads``, ``predictor_drop_path``, ``loss_beta``,

@@ -19,8 +19,6 @@ disjoint across ranks), GPU kernels that are non-deterministic unless ``train.de
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import platform
 import time
@@ -42,13 +40,6 @@ from ecgssl.train.datamodule import PretrainDataModule
 from ecgssl.train.export import export_encoder
 from ecgssl.train.module import OptimConfig, PretrainModule
 from ecgssl.train.recipes import RecipeError, load_recipe, save_recipe
-
-# method name -> "module:factory"; imported only when used, so that a broken or missing method
-# does not break the others. Factories are called as factory(method_cfg, encoder_cfg).
-METHODS = {
-    "jepa": "ecgssl.methods.jepa:build_jepa",
-    "beat_ssl": "ecgssl.methods.beat_ssl:build_beat_ssl",
-}
 
 
 @dataclass
@@ -82,28 +73,20 @@ class RunResult:
 
 
 def build_method(recipe: dict[str, Any], data_info: dict[str, Any] | None = None) -> SSLMethod:
-    """The method named by ``recipe["method"]["name"]`` from its registered factory.
+    """The method named by ``recipe["method"]["name"]`` from ``ecgssl.methods.registry``.
 
-    ``data_info`` (``{"leads", "fs", "n_samples"}`` of the store) is passed as a third argument
-    to factories that take one (``build_beat_ssl``).
+    ``data_info`` is ``{"leads", "fs", "n_samples"}`` of the store (``{}`` without one).
     """
+    from ecgssl.methods.registry import MethodUnavailableError, create_method
+
     name = recipe["method"]["name"]
-    if name not in METHODS:
-        raise RecipeError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-    module_name, factory_name = METHODS[name].split(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), factory_name)
-    except (ImportError, AttributeError) as err:
-        raise RecipeError(f"method {name!r} is not available ({METHODS[name]}): {err}") from err
     method_cfg = {k: v for k, v in recipe["method"].items() if k != "name"}
-    params = inspect.signature(factory).parameters
-    if data_info is not None and len(params) >= 3:
-        method = factory(method_cfg, dict(recipe["encoder"]), dict(data_info))
-    else:
-        method = factory(method_cfg, dict(recipe["encoder"]))
-    if not isinstance(method, SSLMethod):
-        raise TypeError(f"{METHODS[name]} returned {type(method).__name__}, not an SSLMethod")
-    return method
+    try:
+        return create_method(name, method_cfg, dict(recipe["encoder"]), dict(data_info or {}))
+    except KeyError as err:
+        raise RecipeError(err.args[0]) from err
+    except MethodUnavailableError as err:
+        raise RecipeError(str(err)) from err
 
 
 def _gpu_requested(accelerator: str) -> bool:
