@@ -1,4 +1,4 @@
-"""The method registry: lookup, lazy built-ins, run-time registration, errors that name the cause."""
+"""The method registry: lookup, lazy built-ins, run-time registration, errors naming the cause."""
 
 import pytest
 
