@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ecgssl import __version__
-from ecgssl.data.preprocess import PreprocessConfig, preprocess_signal
+from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
+from ecgssl.data.windowing import plan_windows, window_wave_masks
 from ecgssl.errors import ECGDataError
 
 log = logging.getLogger(__name__)
@@ -56,32 +57,7 @@ class Window:
     beat_features: np.ndarray | None = None
     beat_classes: np.ndarray | None = None
     rhythm_features: np.ndarray | None = None
-
-
-def _wave_masks(record: Record, cfg: PreprocessConfig, offset: int):
-    """Per-sample wave masks and annotated spans in output coordinates, or (None, None)."""
-    waves = record.annotations.get("waves")
-    if not waves:
-        return None, None
-    from ecgssl.io.ludb import wave_mask
-
-    scale = cfg.fs / record.fs
-    masks = np.zeros((len(cfg.leads), cfg.n_samples), dtype=np.int8)
-    spans = np.zeros((len(cfg.leads), 2), dtype=np.int32)
-    for k, lead in enumerate(cfg.leads):
-        w = waves.get(lead)
-        if w is None or len(w) == 0:
-            continue
-        w = np.asarray(w, dtype=np.int64).copy()
-        cols = w[:, 1:]
-        known = cols >= 0
-        # Sample positions are rescaled to the output rate and shifted by the crop offset.
-        cols[known] = np.round((cols[known] - offset) * scale).astype(np.int64)
-        w[:, 1:] = cols
-        mask, span = wave_mask(w, cfg.n_samples)
-        masks[k] = mask
-        spans[k] = np.clip(np.asarray(span, dtype=np.int64), 0, cfg.n_samples)
-    return masks, spans
+    valid_span: np.ndarray | None = None  # (2,) int32 [start, end) of real signal
 
 
 def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -89,39 +65,59 @@ def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window], list[dict]]:
-    """All windows of one record (one for a short record, many for a long one).
+    """All windows of one record, by the window policy of ``cfg`` (``ecgssl.data.windowing``).
+
+    Every window carries the record's labels (rhythm-episode labels refined per window), its
+    parent record and patient id, and manifest columns ``n_windows_record`` (windows cut from
+    the record), ``window_in_record``, ``record_s``, ``padded_s`` (zeros appended to this
+    window), ``dropped_s`` (seconds of the record in no window, on every window of it),
+    ``lead_aliases`` (``NAME=LEAD`` applied) and ``leads_dropped`` (unknown leads dropped).
 
     Returns:
-        (windows, bad_windows): windows of a long record that fail the checks are skipped and
-        listed as ``{"record_id", "problem"}``; a short record that fails raises ``ECGDataError``.
+        (windows, notes): ``notes`` lists ``{"record_id", "problem"}`` for windows of a long
+        record (longer than ``cfg.long_record_s``) that fail the checks and are skipped, and
+        ``{"record_id", "problem", "policy": "short_records"}`` for a record dropped by the
+        policy (then ``windows`` is empty). A bad window of a shorter record raises
+        ``ECGDataError`` for the record.
     """
-    if record.duration_s > cfg.long_record_s:
-        from ecgssl.io.long_records import iter_windows
-
-        parts = list(iter_windows(record, cfg.window_s, cfg.stride_s or cfg.window_s))
-    else:
-        parts = [record]
+    plan = plan_windows(record, cfg.window_s, cfg.stride_s, cfg.short_records,
+                        cfg.long_records, cfg.last_window, cfg.crop)
+    if plan.dropped is not None:
+        return [], [{"record_id": record.record_id, "problem": plan.dropped,
+                     "policy": "short_records"}]
+    parts = plan.parts
+    tolerant = record.duration_s > cfg.long_record_s and len(parts) > 1
     windows, bad_windows = [], []
     for part in parts:
         try:
-            signal, present, offset = preprocess_signal(part, cfg)
+            out = preprocess_window(part, cfg)
         except ECGDataError as err:
-            if len(parts) == 1:
-                raise
+            if not tolerant:
+                raise ECGDataError(record.record_id, err.problem) from None
             # One artefact-ridden window of a long recording must not cost the whole recording.
             bad_windows.append({"record_id": part.record_id, "problem": err.problem})
             continue
-        masks, spans = _wave_masks(part, cfg, offset)
+        signal, present, offset = out.signal, out.present, out.offset
+        masks, spans = window_wave_masks(part.annotations.get("waves"), cfg.leads,
+                                         cfg.n_samples, cfg.fs / record.fs, offset,
+                                         out.valid[1])
         start = int(part.meta.get("start_sample", 0)) + offset
         row = {
             "record_id": part.record_id,
             "parent_id": part.meta.get("parent_id", record.record_id),
+            # Windows of one record share its patient (or, without one, its record id), so a
+            # split never puts one record on both sides.
             "patient_id": part.patient_id if part.patient_id is not None else record.record_id,
             "source": part.source or record.source,
             "start_sample": int(round(start * cfg.fs / record.fs)),
             "start_s": start / record.fs,
             "labels": ";".join(part.labels),
             "source_fs": record.fs,
+            "record_s": round(record.duration_s, 6),
+            "padded_s": round((cfg.n_samples - out.valid[1]) / cfg.fs, 6),
+            "dropped_s": round(plan.dropped_s, 6),
+            "lead_aliases": ";".join(f"{k}={v}" for k, v in out.aliases.items()),
+            "leads_dropped": ";".join(out.dropped),
         }
         for key, value in _scalar_meta(part.meta).items():
             row.setdefault(key, value)
@@ -132,7 +128,8 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
 
             measures = ludb_interval_targets(part.annotations["waves"], part.fs)
             row.update({f"target_{name}": measures[name] for name in INTERVAL_TARGETS})
-        window = Window(signal, present, row, list(part.labels), masks, spans)
+        window = Window(signal, present, row, list(part.labels), masks, spans,
+                        valid_span=np.asarray(out.valid, dtype=np.int32))
         if cfg.beats:
             from ecgssl.data.beats import annotate_beats
 
@@ -144,6 +141,9 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         windows.append(window)
     if not windows:
         raise ECGDataError(record.record_id, f"no usable window ({bad_windows[0]['problem']} ...)")
+    for k, window in enumerate(windows):
+        window.row["n_windows_record"] = len(windows)
+        window.row["window_in_record"] = k
     return windows, bad_windows
 
 
@@ -184,6 +184,7 @@ def _write_chunk(path: Path, record_ids: list[str], windows: list[Window], bad: 
     if windows:
         np.save(tmp / "signals.npy", np.stack([w.signal for w in windows]))
         np.save(tmp / "lead_mask.npy", np.stack([w.lead_mask for w in windows]))
+        np.save(tmp / "valid_spans.npy", np.stack([_valid_span(w) for w in windows]))
         pd.DataFrame([w.row for w in windows]).to_pickle(tmp / "rows.pkl")
         meta["labels"] = [w.labels for w in windows]
         if any(w.masks is not None for w in windows):
@@ -202,6 +203,36 @@ def _write_chunk(path: Path, record_ids: list[str], windows: list[Window], bad: 
             np.save(tmp / "features.npy", np.stack([w.rhythm_features for w in windows]))
     (tmp / "meta.json").write_text(json.dumps(meta))
     os.replace(tmp, path)
+
+
+def _valid_span(window: Window) -> np.ndarray:
+    if window.valid_span is None:
+        return np.array([0, window.signal.shape[-1]], dtype=np.int32)
+    return np.asarray(window.valid_span, dtype=np.int32)
+
+
+def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, fs: float) -> dict:
+    """What the window policy did, for report.json and the prepare summary."""
+    dropped = [b for m in metas for b in m["bad"] if b.get("policy")]
+    per_record = manifest.groupby("parent_id", sort=False).agg(
+        n=("window", "size"), padded=("padded_s", "max"), dropped=("dropped_s", "max"))
+    counts = per_record["n"].to_numpy()
+    aliases = manifest.loc[manifest["lead_aliases"].astype(str).str.len() > 0, "parent_id"]
+    unknown = manifest.loc[manifest["leads_dropped"].astype(str).str.len() > 0]
+    return {
+        "n_records": int(len(per_record)),
+        "windows_per_record": {"min": int(counts.min()), "median": float(np.median(counts)),
+                               "max": int(counts.max())} if len(counts) else {},
+        "n_records_padded": int((per_record["padded"] > 0).sum()),
+        "n_records_dropped_short": len(dropped),
+        "records_dropped_short": dropped,
+        "seconds_not_in_any_window": round(float(per_record["dropped"].sum()), 3),
+        "n_records_with_lead_aliases": int(aliases.nunique()),
+        "n_records_with_unknown_leads_dropped": int(unknown["parent_id"].nunique()),
+        "unknown_leads_dropped": sorted({x for v in unknown["leads_dropped"].astype(str)
+                                         for x in v.split(";") if x}),
+        "n_windows_unlabelled": int((manifest["labels"].fillna("").astype(str) == "").sum()),
+    }
 
 
 def _chunk_dirs(chunks: Path) -> list[Path]:
@@ -243,7 +274,7 @@ def _concat_to_npy(path: Path, parts: list[Path], name: str, shape_tail, dtype, 
 def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
     chunks = _chunk_dirs(partial / "chunks")
     metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
-    bad = [b for m in metas for b in m["bad"]]
+    bad = [b for m in metas for b in m["bad"] if not b.get("policy")]
     all_ids = {rid for m in metas for rid in m["record_ids"]}
     bad_records = [b for b in bad if b["record_id"] in all_ids]
     with_windows = [c for c, m in zip(chunks, metas) if m["n_windows"] > 0]
@@ -255,6 +286,8 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
                       (n_leads, n_samples), np.float32, n)
     _concat_to_npy(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
                       (n_leads,), bool, n)
+    _concat_to_npy(partial / "valid_spans.npy", with_windows, "valid_spans.npy", (2,),
+                   np.int32, n)
     labels = [lab for m in metas for lab in m.get("labels", [])]
     label_names = sorted({lab for labs in labels for lab in labs})
     index = {name: k for k, name in enumerate(label_names)}
@@ -299,11 +332,13 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
             "beat_feature_standardisation": beat_stats,
         }
     report = {
-        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad_records),
+        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad_records)
+        - sum(1 for m in metas for b in m["bad"] if b.get("policy")),
         "n_records_bad": len(bad_records),
         "n_windows_bad": len(bad) - len(bad_records),
         "n_windows": n,
         "bad_records": bad,
+        "windowing": _window_policy_report(metas, manifest, cfg.fs),
         **timings,
     }
     (partial / "report.json").write_text(json.dumps(report, indent=1))
@@ -424,7 +459,6 @@ def prepare_store(
     pending = [rid for _, group in todo for rid in group]
     # Import what the workers use once, here, so forked workers do not each import it.
     from ecgssl.data import intervals  # noqa: F401
-    from ecgssl.io import long_records, ludb  # noqa: F401
 
     if cfg.beats:
         from ecgssl.data import beats  # noqa: F401
@@ -535,6 +569,16 @@ class ECGStore:
         return self._array("lead_mask")
 
     @property
+    def valid_spans(self) -> np.ndarray:
+        """(N, 2) int32 [start, end) window samples of real (not padded) signal; stores older
+        than ``valid_spans.npy`` are all (0, T)."""
+        if "valid_spans" not in self._arrays and not (self.path / "valid_spans.npy").exists():
+            full = np.zeros((len(self), 2), dtype=np.int32)
+            full[:, 1] = self.n_samples
+            self._arrays["valid_spans"] = full
+        return self._array("valid_spans")
+
+    @property
     def labels(self) -> np.ndarray:
         """(N, K) uint8 multi-hot over ``label_names``."""
         return self._array("labels")
@@ -570,6 +614,7 @@ class ECGStore:
             "signal": np.array(self.signals[i]),
             "lead_mask": np.array(self.lead_mask[i]),
             "labels": np.array(self.labels[i]),
+            "valid_span": np.asarray(self.valid_spans[i], dtype=np.int64),
         }
         if "waves" in self.extras:
             item["masks"] = np.array(self.masks[i])
