@@ -7,9 +7,11 @@ Example::
     z = enc.embed(signal_mv, fs=500, leads=["I", "II", ..., "V6"])    # (D,) float32
     waves = ecgssl.delineate(signal_mv, fs=500, leads=[...], model="runs/demo/seg_model.pt")
 
-Inputs are always in millivolts with their own sampling rate and lead names; the checkpoint's
-preprocessing spec decides how they are converted (resampled, leads mapped/derived, cropped or
-padded), and a mismatch that cannot be converted is refused with a ``SpecMismatchError``.
+Inputs come with their own sampling rate, lead names and units (mV by default; ``units="uV"``
+or ``"counts"`` with ``gain``); the checkpoint's stored preprocessing (``ecgssl.data.inference``,
+the same functions ``prepare`` runs) converts them: lead aliases, resampling, filters, windows
+over the whole recording, normalisation. What cannot be converted is refused with a
+``SpecMismatchError`` that says how to accept it.
 """
 
 from __future__ import annotations
@@ -62,46 +64,173 @@ class Encoder:
 
         return int(output_dim(self.module))
 
-    def prepare(self, signal: np.ndarray, fs: float, leads: Sequence[str],
-                missing_leads: str = "error") -> tuple[np.ndarray, list[str]]:
-        """Convert (L, T) or (N, L, T) mV input to the spec; returns (array, lead names)."""
-        from ecgssl.train.export import check_input
+    def prepare_windows(self, signal: np.ndarray, fs: float, leads: Sequence[str],
+                        missing_leads: str = "error", **options):
+        """(L, T) or (N, L, T) input of any length -> ``ecgssl.data.inference.PreparedInput``
+        (windows (W, L, T) through the checkpoint's own preprocessing, leads, present mask,
+        window starts, valid spans).
 
-        x = np.asarray(signal, dtype=np.float32)
-        if x.ndim not in (2, 3):
-            raise SpecMismatchError(f"signal must be (leads, samples) or (N, leads, samples), "
-                                    f"got shape {x.shape}")
-        if x.shape[-2] != len(leads):
-            raise SpecMismatchError(f"signal has {x.shape[-2]} leads but {len(leads)} lead names "
-                                    f"were given ({list(leads)})")
-        if not np.isfinite(x).all():
-            raise SpecMismatchError("signal contains NaN or inf samples")
-        adapter = check_input(self.spec, fs, list(leads), x.shape[-1],
-                              missing_leads=missing_leads)
-        return adapter(x), adapter.leads
+        ``options``: ``lead_aliases``, ``allow_unknown_leads``, ``units`` ("mV", "uV",
+        "counts"), ``gain``, ``baseline``, ``max_pad_fraction``, ``record_id`` (see
+        ``ecgssl.data.inference.prepare_input``).
+        """
+        from ecgssl.data.inference import prepare_input
+
+        return prepare_input(self.spec, signal, fs, list(leads), missing_leads=missing_leads,
+                             **options)
+
+    def prepare(self, signal: np.ndarray, fs: float, leads: Sequence[str],
+                missing_leads: str = "error", **options) -> tuple[np.ndarray, list[str]]:
+        """Input of exactly one window per item -> ((L, T) or (N, L, T) array, lead names).
+
+        Longer input is refused (it would be cut short): use ``prepare_windows``.
+        With ``missing_leads="drop"`` only rows present in every window are returned.
+        """
+        x = np.asarray(signal)
+        prepared = self.prepare_windows(x, fs, leads, missing_leads, **options)
+        n_items = 1 if x.ndim == 2 else len(x)
+        if prepared.n_windows != n_items:
+            raise SpecMismatchError(
+                f"input of {x.shape[-1] / fs:.1f} s gives {prepared.n_windows} windows of "
+                f"{self.preprocessing['n_samples'] / float(self.preprocessing['fs']):g} s; "
+                "use prepare_windows (or embed, which covers every window)")
+        rows = list(range(len(prepared.leads)))
+        if missing_leads == "drop":
+            rows = [k for k in rows if prepared.present[:, k].all()]
+        out = prepared.x[:, rows]
+        return (out[0] if x.ndim == 2 else out), [prepared.leads[k] for k in rows]
 
     @torch.no_grad()
+    def forward_windows(self, x: np.ndarray, leads: Sequence[str], present: np.ndarray,
+                        missing_leads: str = "error", names: Sequence[str] | None = None,
+                        batch_size: int = 64) -> np.ndarray:
+        """Pooled features (W, pooled_dim) of prepared windows (W, L, T) with rows ``leads``.
+
+        ``present`` (W, L) and ``missing_leads`` decide which rows each window feeds
+        (``ecgssl.data.inference.apply_missing_leads``): the same rule for raw records and for
+        a store's ``lead_mask``.
+        """
+        from ecgssl.data.inference import apply_missing_leads
+
+        leads = list(leads)
+        out = np.zeros((len(x), self.pooled_dim), dtype=np.float32)
+        device = next(self.module.parameters()).device
+        for rows, idx in apply_missing_leads(present, leads, missing_leads,
+                                             list(names) if names is not None else None):
+            use = [lead for lead, keep in zip(leads, rows) if keep]
+            kwargs = {"leads": use} if _takes_leads(self.module) else {}
+            if not kwargs and use != list(self.preprocessing["leads"]):
+                raise SpecMismatchError(f"this encoder needs exactly the leads "
+                                        f"{self.preprocessing['leads']}; got {use}")
+            for i in range(0, len(idx), batch_size):
+                sel = idx[i:i + batch_size]
+                batch = torch.from_numpy(np.ascontiguousarray(x[sel][:, rows])).to(device)
+                out[sel] = self.module(batch, **kwargs).cpu().numpy()
+        return out
+
+    def embed_windows(self, signal: np.ndarray, fs: float, leads: Sequence[str],
+                      missing_leads: str = "error", batch_size: int = 64,
+                      **options) -> Embedding:
+        """One vector per window of a (L, T) recording of any length, and their mean.
+
+        Returns an ``Embedding``: ``windows`` (W, D), ``mean`` (D,), ``n_windows``,
+        ``starts_s``, ``valid_spans``, ``leads``, ``aliases``, ``dropped``.
+        """
+        x = np.asarray(signal)
+        if x.ndim != 2:
+            raise SpecMismatchError(f"embed_windows takes one (leads, samples) recording, got "
+                                    f"shape {x.shape}")
+        prepared = self.prepare_windows(x, fs, leads, missing_leads, **options)
+        z = self.forward_windows(prepared.x, prepared.leads, prepared.present, missing_leads,
+                                 [f"window at {s:.1f} s" for s in prepared.starts_s], batch_size)
+        return Embedding(z, z.mean(axis=0), prepared.starts_s, prepared.valid_spans,
+                         prepared.leads, prepared.aliases, prepared.dropped)
+
     def embed(self, signal: np.ndarray, fs: float, leads: Sequence[str],
-              missing_leads: str = "error", batch_size: int = 64) -> np.ndarray:
-        """Pooled representation(s): (D,) for (L, T) input, (N, D) for (N, L, T), float32.
+              missing_leads: str = "error", batch_size: int = 64, aggregate: str = "mean",
+              **options) -> np.ndarray:
+        """Pooled representation(s) of recordings of any length, float32.
+
+        Every window the checkpoint's window policy cuts (``embed_windows``) is embedded;
+        ``aggregate="mean"`` gives their mean, (D,) for (L, T) input and (N, D) for (N, L, T);
+        ``"none"`` gives every window, (W, D) or (N, W, D).
 
         Args:
-            signal: millivolts at ``fs`` Hz with rows named by ``leads``.
+            signal: samples at ``fs`` Hz with rows named by ``leads``, in ``units`` (default
+                mV; ``"uV"``, or ``"counts"`` with ``gain`` counts per mV).
             missing_leads: ``"error"``, ``"zero"`` or ``"drop"`` (ViT encoders accept any
                 subset of their leads: lead II alone, II + V1, ...).
+            options: ``lead_aliases`` ({"ECG": "I"}), ``allow_unknown_leads``, ``units``,
+                ``gain``, ``baseline``, ``max_pad_fraction`` (``prepare_windows``).
         """
-        x, out_leads = self.prepare(signal, fs, leads, missing_leads)
-        single = x.ndim == 2
-        x = x[None] if single else x
-        kwargs = {"leads": out_leads} if _takes_leads(self.module) else {}
-        if not kwargs and out_leads != list(self.preprocessing["leads"]):
-            raise SpecMismatchError(f"this encoder needs exactly the leads "
-                                    f"{self.preprocessing['leads']}; got {out_leads}")
-        device = next(self.module.parameters()).device
-        parts = [self.module(torch.from_numpy(x[i:i + batch_size]).to(device), **kwargs).cpu()
-                 for i in range(0, len(x), batch_size)]
-        z = torch.cat(parts).numpy().astype(np.float32)
-        return z[0] if single else z
+        if aggregate not in ("mean", "none"):
+            raise ValueError(f"aggregate must be 'mean' or 'none', got {aggregate!r}")
+        x = np.asarray(signal)
+        items = [x] if x.ndim == 2 else list(x) if x.ndim == 3 else None
+        if items is None:
+            raise SpecMismatchError(f"signal must be (leads, samples) or (N, leads, samples), "
+                                    f"got shape {x.shape}")
+        per = [self.embed_windows(item, fs, leads, missing_leads, batch_size, **options)
+               for item in items]
+        z = [e.mean if aggregate == "mean" else e.windows for e in per]
+        return z[0] if x.ndim == 2 else np.stack(z)
+
+
+@dataclass
+class Embedding:
+    """The windows of one recording and their features.
+
+    Attributes:
+        windows: float32 (W, D), one row per window; mean: (D,) their mean.
+        starts_s: (W,) window starts in seconds of the recording; valid_spans: (W, 2) samples
+            of real signal per window (zero padding outside).
+        leads, aliases, dropped: encoder input leads, lead aliases applied, unknown leads
+            dropped.
+    """
+
+    windows: np.ndarray
+    mean: np.ndarray
+    starts_s: np.ndarray
+    valid_spans: np.ndarray
+    leads: list[str]
+    aliases: dict[str, str]
+    dropped: list[str]
+
+    @property
+    def n_windows(self) -> int:
+        return int(len(self.windows))
+
+
+def embed_store(encoder: Encoder, store, missing_leads: str = "error", batch_size: int = 64,
+                indices: Sequence[int] | None = None) -> np.ndarray:
+    """Features (N, D) of a store's windows, honouring its ``lead_mask`` like ``Encoder.embed``.
+
+    The windows are already preprocessed: they go to the encoder as stored after
+    ``check_store_matches`` (same rate, length, filters, normalisation). Encoder leads absent
+    from the store, and leads masked in a window (missing or flat in the source), follow
+    ``missing_leads`` exactly as for raw records.
+    """
+    from ecgssl.data.inference import check_store_matches
+
+    check_store_matches(encoder.spec, store.config)
+    want = [str(x) for x in encoder.preprocessing["leads"]]
+    idx = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
+    store_leads = store.leads
+    rows = [store_leads.index(x) if x in store_leads else -1 for x in want]
+    names = store.manifest["record_id"].astype(str).to_numpy()
+    out = np.zeros((len(idx), encoder.pooled_dim), dtype=np.float32)
+    step = max(batch_size * 8, 1)
+    for lo in range(0, len(idx), step):
+        sel = idx[lo:lo + step]
+        sig, mask = np.asarray(store.signals[sel]), np.asarray(store.lead_mask[sel])
+        x = np.zeros((len(sel), len(want), store.n_samples), dtype=np.float32)
+        present = np.zeros((len(sel), len(want)), dtype=bool)
+        for k, r in enumerate(rows):
+            if r >= 0:
+                x[:, k], present[:, k] = sig[:, r], mask[:, r]
+        out[lo:lo + step] = encoder.forward_windows(x, want, present, missing_leads,
+                                                    names[sel], batch_size)
+    return out
 
 
 def _takes_leads(module: nn.Module) -> bool:
@@ -159,10 +288,10 @@ def _load_encoder(path: Path, device: str) -> Encoder:
 
 
 def embed(encoder: Encoder | str | Path, signal: np.ndarray, fs: float, leads: Sequence[str],
-          missing_leads: str = "error") -> np.ndarray:
-    """Shortcut for ``load_encoder(path).embed(signal, fs, leads)``."""
+          missing_leads: str = "error", **options) -> np.ndarray:
+    """Shortcut for ``load_encoder(path).embed(signal, fs, leads, ...)`` (same options)."""
     enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder)
-    return enc.embed(signal, fs, leads, missing_leads)
+    return enc.embed(signal, fs, leads, missing_leads, **options)
 
 
 # ------------------------------------------------------------------------------ delineation

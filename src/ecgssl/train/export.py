@@ -9,16 +9,14 @@ The JSON (``format: "ecgssl-encoder"``) holds:
 - ``training``: a summary of the data and run (method, steps, samples, sources);
 - ``ecgssl_version``.
 
-Preprocessing is part of the model: ``check_input`` turns a recording into what the encoder was
-trained on (resample, reorder / select / derive leads, crop or pad) or refuses with a
-``SpecMismatchError`` that says what differs.
+Preprocessing is part of the model: ``ecgssl.data.inference.prepare_input`` runs a recording
+through the stored ``config`` with the same functions ``prepare`` uses (``Encoder.embed`` does
+this), or refuses with a ``SpecMismatchError`` that says what differs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ecgssl
-from ecgssl.data.leads import canonical_lead
 from ecgssl.errors import SpecMismatchError
 
 FORMAT = "ecgssl-encoder"
@@ -173,7 +170,7 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu"
     """Rebuild an exported encoder and load its weights (strictly); returns (encoder, spec).
 
     The encoder is returned in eval mode. ``spec["preprocessing"]`` says what input it expects;
-    pass recordings through ``check_input(spec, ...)`` first.
+    pass recordings through ``ecgssl.data.inference.prepare_input(spec, ...)`` first.
     """
     from ecgssl.models import create_encoder
 
@@ -189,129 +186,3 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu"
             f"{weights_path} does not fit {spec['encoder']['name']} built from its spec: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
     return encoder.to(map_location).eval(), spec
-
-
-@dataclass
-class InputAdapter:
-    """How to turn input arrays into what an encoder expects; call it on (..., L_in, T_in).
-
-    Attributes:
-        leads: output lead names, in the encoder's order (fewer than the spec's leads only with
-            ``missing_leads="drop"``).
-        lead_sources: for each output lead, ``("copy", k)`` row k of the input, ``("derive", name)``
-            computed from I and II, or ``("zero", None)``.
-        fs_in, fs_out: sampling rates (Hz); resampling is polyphase with ratio ``up/down``.
-        n_samples: output length; ``crop`` / ``pad`` samples removed / zero-appended.
-        present: bool per output lead, False for zero-filled leads.
-    """
-
-    leads: list[str]
-    lead_sources: list[tuple[str, Any]]
-    fs_in: float
-    fs_out: float
-    up: int
-    down: int
-    n_samples: int
-    crop: int = 0
-    pad: int = 0
-    present: list[bool] = field(default_factory=list)
-
-    def __call__(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        is_torch = isinstance(x, torch.Tensor)
-        arr = x.detach().cpu().numpy() if is_torch else np.asarray(x)
-        if arr.ndim < 2:
-            raise SpecMismatchError(f"input must be (..., leads, samples), got shape {arr.shape}")
-        arr = arr.astype(np.float32, copy=False)
-        rows = []
-        for kind, arg in self.lead_sources:
-            if kind == "copy":
-                rows.append(arr[..., arg, :])
-            elif kind == "derive":
-                i, ii = arr[..., arg[1], :], arr[..., arg[2], :]
-                rows.append({"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2,
-                             "aVF": ii - i / 2}[arg[0]])
-            else:
-                rows.append(np.zeros_like(arr[..., 0, :]))
-        out = np.stack(rows, axis=-2)
-        if (self.up, self.down) != (1, 1):
-            from scipy.signal import resample_poly
-
-            out = resample_poly(out, self.up, self.down, axis=-1).astype(np.float32)
-        out = out[..., : self.n_samples]
-        if out.shape[-1] < self.n_samples:
-            width = [(0, 0)] * (out.ndim - 1) + [(0, self.n_samples - out.shape[-1])]
-            out = np.pad(out, width)
-        out = np.ascontiguousarray(out, dtype=np.float32)
-        return torch.from_numpy(out) if is_torch else out
-
-
-def check_input(spec: dict[str, Any], fs: float, leads: list[str], n_samples: int, *,
-                units: str = "mV", missing_leads: str = "error",
-                max_pad_fraction: float = 0.1) -> InputAdapter:
-    """Plan the conversion of (leads, n_samples at fs) input to an encoder's expected input.
-
-    Conversions: polyphase resampling to the spec's rate; leads reordered / selected by canonical
-    name, with III, aVR, aVL, aVF derived from I and II when absent; the first ``n_samples``
-    (spec) samples kept, or zeros appended when the input is short by at most
-    ``max_pad_fraction`` of the spec length.
-
-    Args:
-        spec: an export's metadata (``load_encoder`` / ``read_spec``) or its ``preprocessing``.
-        fs: input rate (Hz); leads: input lead names; n_samples: input length (samples).
-        units: input units; must match the spec's (``"mV"``): there is no safe conversion.
-        missing_leads: ``"error"`` (refuse), ``"zero"`` (zero rows, flagged in ``present``) or
-            ``"drop"`` (output only the available leads, in spec order; for encoders that take a
-            ``leads`` argument, e.g. the ViT).
-        max_pad_fraction: largest tolerated zero padding, as a fraction of the spec length.
-
-    Raises:
-        SpecMismatchError: the input cannot be made to match (the message says what differs).
-    """
-    pre = spec.get("preprocessing", spec)
-    want_fs, want_leads, want_n = float(pre["fs"]), list(pre["leads"]), int(pre["n_samples"])
-    if missing_leads not in ("error", "zero", "drop"):
-        raise ValueError(f"missing_leads must be 'error', 'zero' or 'drop', got {missing_leads!r}")
-    if not fs or fs <= 0:
-        raise SpecMismatchError(f"input sampling rate must be > 0 Hz, got {fs}")
-    if n_samples <= 0:
-        raise SpecMismatchError(f"input has no samples (n_samples={n_samples})")
-    if units != pre.get("units", "mV"):
-        raise SpecMismatchError(f"encoder expects {pre.get('units', 'mV')} input, got {units}")
-    names = [canonical_lead(x) for x in leads]
-    if len(set(names)) != len(names):
-        raise SpecMismatchError(f"duplicate lead names in input: {leads}")
-    sources, out_leads, present = [], [], []
-    for name in want_leads:
-        if name in names:
-            sources.append(("copy", names.index(name)))
-        elif name in LIMB_DERIVED and "I" in names and "II" in names:
-            sources.append(("derive", (name, names.index("I"), names.index("II"))))
-        elif missing_leads == "zero":
-            sources.append(("zero", None))
-        elif missing_leads == "drop":
-            continue
-        else:
-            missing = [x for x in want_leads if x not in names
-                       and not (x in LIMB_DERIVED and "I" in names and "II" in names)]
-            raise SpecMismatchError(
-                f"input lacks leads {missing} that the encoder was trained on "
-                f"(expects {want_leads}, got {names}); pass missing_leads='zero' or 'drop' to "
-                "accept reduced-lead input knowingly")
-        out_leads.append(name)
-        present.append(sources[-1][0] != "zero")
-    if not any(present):
-        raise SpecMismatchError(f"none of the encoder's leads {want_leads} is in the input "
-                                f"{names}")
-    ratio = Fraction(want_fs / fs).limit_denominator(1000)
-    if abs(float(ratio) - want_fs / fs) > 1e-6 * want_fs / fs:
-        raise SpecMismatchError(f"cannot resample {fs} Hz to {want_fs} Hz with a rational ratio")
-    resampled = int(np.ceil(n_samples * ratio.numerator / ratio.denominator))
-    pad = max(0, want_n - resampled)
-    if pad > max_pad_fraction * want_n:
-        raise SpecMismatchError(
-            f"input is {n_samples / fs:.2f} s ({resampled} samples at {want_fs:g} Hz); the "
-            f"encoder expects {want_n / want_fs:.2f} s ({want_n} samples) and pads at most "
-            f"{max_pad_fraction:.0%}")
-    return InputAdapter(leads=out_leads, lead_sources=sources, fs_in=float(fs), fs_out=want_fs,
-                        up=ratio.numerator, down=ratio.denominator, n_samples=want_n,
-                        crop=max(0, resampled - want_n), pad=pad, present=present)
