@@ -476,6 +476,8 @@ def prepare_store(
     t_read = time.perf_counter() - t0
     source_info = {"name": getattr(source, "name", type(source).__name__),
                    "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids)}
+    if getattr(source, "label_summaries", None):
+        source_info["labels"] = source.label_summaries  # ecgssl.io.labels: which records got labels
     report = _finalise(partial, cfg, source_info,
                        {"seconds_read": round(t_read, 3),
                         "seconds_total": round(time.perf_counter() - t0, 3),

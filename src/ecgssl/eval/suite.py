@@ -58,6 +58,9 @@ class SuiteConfig:
         min_positives: classification labels with fewer positive windows are left out (named in
             the report).
         label_prefix: only labels starting with one of these (e.g. ``["rhythm:"]``), or all.
+        unlabelled: windows without any label in a labelled store: ``"error"`` (refuse, the
+            default) or ``"negative"`` (score them as negatives, counted in the report);
+            ``ecgssl.eval.labels``.
         seg_epochs, seg_batch_size, seg_lr: segmentation training budget (same for every row).
         seg_folds: run only these segmentation folds (quick runs; stated in the report).
         finetune_epochs, finetune_lr: budget of the supervised-from-scratch classifier (the
@@ -81,6 +84,7 @@ class SuiteConfig:
     score_leads: list[str] | None = None
     min_positives: int = 10
     label_prefix: list[str] | None = None
+    unlabelled: str = "error"
     seg_epochs: int = 20
     seg_batch_size: int = 16
     seg_lr: float = 1e-3
@@ -372,6 +376,13 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     manifest = store.manifest
     pids = manifest["patient_id"].astype(str).tolist()
     labels, label_names, dropped = _label_matrix(store, cfg)
+    if {"probe", "lowlabel"} & set(cfg.tasks):
+        from ecgssl.eval.labels import check_unlabelled
+
+        unlabelled_note = check_unlabelled(store, cfg.unlabelled)
+        results["unlabelled_windows"] = unlabelled_note
+        if unlabelled_note:
+            report.add_text("Unlabelled windows", unlabelled_note)
     use_ptbxl = cfg.split == "ptbxl" or (cfg.split == "auto" and "strat_fold" in manifest)
     if use_ptbxl:
         from ecgssl.eval.splits import ptbxl_standard_split
