@@ -90,7 +90,8 @@ def cmd_embed(args) -> int:
     enc = load_encoder(args.checkpoint, pool=args.pool)
     source = Path(args.source)
     options = {"lead_aliases": parse_lead_aliases(args.lead_alias) or None,
-               "allow_unknown_leads": args.allow_unknown_leads}
+               "allow_unknown_leads": args.allow_unknown_leads,
+               "max_pad_fraction": args.max_pad_fraction}
     bad = []
     if (source / "signals.npy").exists() and (source / "config.json").exists():
         from ecgssl.data.store import ECGStore
@@ -324,6 +325,9 @@ def register(sub, fmt) -> None:
                    help="mean: one row per record (mean over its windows, n_windows saved); "
                         "none: one row per window (start_s saved)")
     _lead_options(p)
+    p.add_argument("--max-pad-fraction", type=float, default=0.1,
+                   help="records shorter than one window are zero-padded by at most this "
+                        "fraction of it (default 0.1; 1 accepts any); longer padding is refused")
     p.add_argument("--pool", choices=["mean", "meanmax"],
                    help="feature pooling (default: the checkpoint's; meanmax = mean and max "
                         "over time, twice the features)")

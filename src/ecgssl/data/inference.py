@@ -187,7 +187,8 @@ def prepare_input(spec: dict[str, Any], signal: np.ndarray, fs: float, leads, *,
     if x.shape[-1] < window and (window - x.shape[-1]) > max_pad_fraction * window:
         raise SpecMismatchError(
             f"input is {x.shape[-1] / fs:.2f} s; the encoder reads {cfg.window_s:g} s windows and "
-            f"pads at most {max_pad_fraction:.0%} (max_pad_fraction=1.0 accepts more padding)")
+            f"pads at most {max_pad_fraction:.0%} (max_pad_fraction=1.0, CLI --max-pad-fraction 1, "
+            "accepts more padding)")
     items = x[None] if x.ndim == 2 else x
     out_x, present, item_of, starts, valid = [], [], [], [], []
     for i, item in enumerate(items):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ecgssl import __version__
+from ecgssl.data.leads import resolve_leads
 from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
 from ecgssl.data.windowing import plan_windows, window_wave_masks
@@ -80,6 +81,9 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         policy (then ``windows`` is empty). A bad window of a shorter record raises
         ``ECGDataError`` for the record.
     """
+    # Lead names are a property of the record, not of a window: refuse it once, by name.
+    resolve_leads(record.leads, cfg.lead_aliases, cfg.allow_unknown_leads, record.record_id,
+                  use_table=cfg.lead_alias_table)
     plan = plan_windows(record, cfg.window_s, cfg.stride_s, cfg.short_records,
                         cfg.long_records, cfg.last_window, cfg.crop)
     if plan.dropped is not None:
