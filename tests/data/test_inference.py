@@ -94,6 +94,9 @@ def test_inference_refusals_and_reduced_leads():
         prepare_input(SPEC, x8[:2], 250, ["II", "XYZ"], missing_leads="drop")
     with pytest.raises(SpecMismatchError, match="same lead twice"):
         prepare_input(SPEC, x8[:2], 250, ["I", "i"], missing_leads="zero")
+    with pytest.raises(SpecMismatchError, match="below the encoder's 250 Hz"):
+        prepare_input(SPEC, x8[:, :2000], 200, LEADS_8)
+    assert prepare_input(SPEC, x8[:, :2000], 200, LEADS_8, allow_upsampling=True).n_windows == 1
     zero = prepare_input(SPEC, x8[1:2], 250, ["II"], missing_leads="zero")
     assert zero.x.shape == (1, 8, 2500) and zero.present[0].tolist() == [False, True] + [False] * 6
     drop = prepare_input(SPEC, x8[1:2], 250, ["MLII"], missing_leads="drop")

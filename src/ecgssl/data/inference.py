@@ -132,7 +132,8 @@ def prepare_input(spec: dict[str, Any], signal: np.ndarray, fs: float, leads, *,
                   missing_leads: str = "error", lead_aliases: dict[str, str] | None = None,
                   allow_unknown_leads: bool = False, units: str = "mV",
                   gain: float | None = None, baseline: float = 0.0,
-                  max_pad_fraction: float = 0.1, record_id: str = "input") -> PreparedInput:
+                  max_pad_fraction: float = 0.1, allow_upsampling: bool | None = None,
+                  record_id: str = "input") -> PreparedInput:
     """Cut (L, T) or (N, L, T) input at ``fs`` Hz into the encoder's windows.
 
     Args:
@@ -144,6 +145,7 @@ def prepare_input(spec: dict[str, Any], signal: np.ndarray, fs: float, leads, *,
             (``max_abs_mv``) then refuses input that cannot be millivolts.
         max_pad_fraction: input shorter than one window is zero-padded by at most this fraction
             of the window (1.0 accepts any padding; the valid span says where it is).
+        allow_upsampling: accept input sampled below the encoder's rate (None: as its store).
     Raises:
         SpecMismatchError: what differs and how to accept it.
     """
@@ -165,6 +167,8 @@ def prepare_input(spec: dict[str, Any], signal: np.ndarray, fs: float, leads, *,
         raise SpecMismatchError("signal contains NaN or inf samples")
     cfg = inference_config(spec, lead_aliases=lead_aliases,
                            allow_unknown_leads=allow_unknown_leads)
+    if allow_upsampling is not None:
+        cfg.allow_upsampling = bool(allow_upsampling)
     try:
         mapping = resolve_leads(leads, cfg.lead_aliases, cfg.allow_unknown_leads, record_id,
                                 use_table=cfg.lead_alias_table)
@@ -189,6 +193,10 @@ def prepare_input(spec: dict[str, Any], signal: np.ndarray, fs: float, leads, *,
             f"input is {x.shape[-1] / fs:.2f} s; the encoder reads {cfg.window_s:g} s windows and "
             f"pads at most {max_pad_fraction:.0%} (max_pad_fraction=1.0, CLI --max-pad-fraction 1, "
             "accepts more padding)")
+    if fs < cfg.fs and not cfg.allow_upsampling:
+        raise SpecMismatchError(f"input at {fs:g} Hz is below the encoder's {cfg.fs:g} Hz; "
+                                "upsampling invents no information (allow_upsampling=True "
+                                "accepts it)")
     items = x[None] if x.ndim == 2 else x
     out_x, present, item_of, starts, valid = [], [], [], [], []
     for i, item in enumerate(items):
