@@ -38,11 +38,15 @@ def cinc2020(tmp_path_factory):
     return root
 
 
+def _holter_signal() -> np.ndarray:
+    """15 minutes at 360 Hz, 2 leads: one synthetic minute repeated (generating is slow)."""
+    return np.tile(synthetic_ecg(2, 360.0, 60.0, seed=3), 15)
+
+
 @pytest.fixture(scope="module")
 def holter(tmp_path_factory):
     root = tmp_path_factory.mktemp("holter")
-    sig = synthetic_ecg(2, 360.0, 900.0, seed=3)
-    write_wfdb16(root, "h100", sig, 360.0, ["MLII", "V5"])
+    write_wfdb16(root, "h100", _holter_signal(), 360.0, ["MLII", "V5"])
     return root
 
 
@@ -138,7 +142,7 @@ def test_holter_mlii_v5_fifteen_minutes(holter, tmp_path, capsys):
     present = [store.leads[k] for k in np.flatnonzero(store.lead_mask[0])]
     assert present == ["II", "V5"]
     # The same record with channels named ECG1 / ECG2 (no placement): refused, then aliased.
-    sig = synthetic_ecg(2, 360.0, 900.0, seed=3)
+    sig = _holter_signal()
     write_wfdb16(tmp_path / "h2", "h200", sig, 360.0, ["ECG1", "ECG2"])
     rc = main(["prepare", str(tmp_path / "h2"), "--out", str(tmp_path / "t"), *QUICK])
     assert rc == 2 and "unknown lead 'ECG1'" in capsys.readouterr().err
