@@ -241,3 +241,22 @@ def test_evaluate_refuses_a_labelled_store_with_unlabelled_windows(tmp_path, cap
     rc = main(["evaluate", str(ckpt), "--data", str(tmp_path / "s"), "--out",
                str(tmp_path / "e"), "--tasks", "probe", "--no-progress"])
     assert rc == 2 and "carry no label" in capsys.readouterr().err
+
+
+def test_folder_of_arrays_takes_its_source_options_through_set(tmp_path, capsys):
+    """``.npy`` arrays without sidecars: rate and lead names are source options."""
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    for k in range(2):
+        np.save(folder / f"r{k}.npy", synthetic_ecg(1, 300.0, 20.0, seed=k))
+    (folder / "labels.csv").write_text("r0,AF\nr1,N\n")
+    args = ["prepare", str(folder), "--out", str(tmp_path / "s"), *QUICK, "--labels",
+            str(folder / "labels.csv"), "--set", "source.fs=300", "--set", "source.leads=[ECG]",
+            "--lead-alias", "ECG=I"]
+    assert main(args) == 0
+    store = ECGStore(tmp_path / "s")
+    m = store.manifest
+    assert len(store) == 4 and set(m["source_fs"]) == {300.0}
+    assert m["labels"].tolist() == ["AF", "AF", "N", "N"]
+    rc = main(["prepare", str(folder), "--out", str(tmp_path / "t"), *QUICK])  # no rate given
+    assert rc == 2 and "'folder/r0': no sampling rate" in capsys.readouterr().err
