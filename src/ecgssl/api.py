@@ -166,14 +166,18 @@ class Encoder:
         if aggregate not in ("mean", "none"):
             raise ValueError(f"aggregate must be 'mean' or 'none', got {aggregate!r}")
         x = np.asarray(signal)
-        items = [x] if x.ndim == 2 else list(x) if x.ndim == 3 else None
-        if items is None:
+        if x.ndim not in (2, 3):
             raise SpecMismatchError(f"signal must be (leads, samples) or (N, leads, samples), "
                                     f"got shape {x.shape}")
-        per = [self.embed_windows(item, fs, leads, missing_leads, batch_size, **options)
-               for item in items]
-        z = [e.mean if aggregate == "mean" else e.windows for e in per]
-        return z[0] if x.ndim == 2 else np.stack(z)
+        # All windows of all items in one pass, batched; then per item.
+        prepared = self.prepare_windows(x, fs, leads, missing_leads, **options)
+        names = [f"item {i} window at {s:.1f} s" for i, s in zip(prepared.item,
+                                                                 prepared.starts_s)]
+        z = self.forward_windows(prepared.x, prepared.leads, prepared.present, missing_leads,
+                                 names, batch_size)
+        per = [z[prepared.item == i] for i in range(1 if x.ndim == 2 else len(x))]
+        out = [w.mean(axis=0) if aggregate == "mean" else w for w in per]
+        return out[0] if x.ndim == 2 else np.stack(out)
 
 
 @dataclass

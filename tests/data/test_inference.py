@@ -162,3 +162,14 @@ def test_prepare_is_one_window_only():
     assert enc.embed(x, 250, LEADS_8, aggregate="none").shape == (3, enc.pooled_dim)
     y, leads = enc.prepare(x[:, :2500], 250, LEADS_8)
     assert y.shape == (8, 2500) and leads == LEADS_8
+
+
+def test_batched_input_equals_item_by_item():
+    enc = Encoder(create_encoder("resnet1d_small", n_leads=8, widths=[8, 8, 8, 8, 16]).eval(),
+                  SPEC)
+    x = np.random.default_rng(2).standard_normal((3, 8, 5000)).astype(np.float32) * 0.3
+    each = np.stack([enc.embed(item, 250, LEADS_8) for item in x])
+    np.testing.assert_allclose(enc.embed(x, 250, LEADS_8), each, atol=1e-5)
+    assert enc.embed(x, 250, LEADS_8, aggregate="none").shape == (3, 2, enc.pooled_dim)
+    with pytest.raises(ValueError, match="aggregate"):
+        enc.embed(x, 250, LEADS_8, aggregate="max")
