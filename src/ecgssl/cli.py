@@ -143,9 +143,14 @@ def _window_summary(win: dict, cfg) -> list[str]:
         lines.append(f"  unknown leads {win['unknown_leads_dropped']} dropped in "
                      f"{win['n_records_with_unknown_leads_dropped']} records "
                      "(allow_unknown_leads)")
-    if win.get("n_windows_unlabelled"):
-        lines.append(f"  {win['n_windows_unlabelled']} windows carry no label (evaluate refuses "
-                     "a labelled store with unlabelled windows unless told otherwise)")
+    n_unlabelled = win.get("n_windows_unlabelled", 0)
+    n_windows = win.get("n_windows", n_unlabelled + 1)
+    if n_unlabelled and n_unlabelled >= n_windows:
+        lines.append("  no window carries a label (fine for pretraining; classification needs "
+                     "labels: --labels FILE)")
+    elif n_unlabelled:
+        lines.append(f"  {n_unlabelled} windows carry no label (evaluate refuses a labelled "
+                     "store with unlabelled windows unless told otherwise)")
     return lines
 
 

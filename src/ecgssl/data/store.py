@@ -236,6 +236,7 @@ def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, fs: float) 
         "unknown_leads_dropped": sorted({x for v in unknown["leads_dropped"].astype(str)
                                          for x in v.split(";") if x}),
         "n_windows_unlabelled": int((manifest["labels"].fillna("").astype(str) == "").sum()),
+        "n_windows": int(len(manifest)),
     }
 
 
