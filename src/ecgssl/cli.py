@@ -128,6 +128,9 @@ def _window_summary(win: dict, cfg) -> list[str]:
     if win.get("n_records_padded"):
         lines.append(f"  {win['n_records_padded']} records shorter than {cfg.window_s:g} s "
                      "zero-padded (valid_spans.npy says where the signal ends)")
+    extra = win.get("n_windows_padded", 0) - win.get("n_records_padded", 0)
+    if extra > 0:
+        lines.append(f"  {extra} last windows of longer records zero-padded (last_window=pad)")
     if win.get("n_records_dropped_short"):
         names = [d["record_id"] for d in win["records_dropped_short"]]
         lines.append(f"  {len(names)} records shorter than {cfg.window_s:g} s dropped "

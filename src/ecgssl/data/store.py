@@ -215,11 +215,12 @@ def _valid_span(window: Window) -> np.ndarray:
     return np.asarray(window.valid_span, dtype=np.int32)
 
 
-def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, fs: float) -> dict:
+def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, window_s: float) -> dict:
     """What the window policy did, for report.json and the prepare summary."""
     dropped = [b for m in metas for b in m["bad"] if b.get("policy")]
     per_record = manifest.groupby("parent_id", sort=False).agg(
-        n=("window", "size"), padded=("padded_s", "max"), dropped=("dropped_s", "max"))
+        n=("window", "size"), padded=("padded_s", "max"), dropped=("dropped_s", "max"),
+        seconds=("record_s", "max"))
     counts = per_record["n"].to_numpy()
     aliases = manifest.loc[manifest["lead_aliases"].astype(str).str.len() > 0, "parent_id"]
     unknown = manifest.loc[manifest["leads_dropped"].astype(str).str.len() > 0]
@@ -227,7 +228,10 @@ def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, fs: float) 
         "n_records": int(len(per_record)),
         "windows_per_record": {"min": int(counts.min()), "median": float(np.median(counts)),
                                "max": int(counts.max())} if len(counts) else {},
-        "n_records_padded": int((per_record["padded"] > 0).sum()),
+        # Records shorter than a window (short_records=pad); last_window=pad windows apart.
+        "n_records_padded": int(((per_record["padded"] > 0)
+                                 & (per_record["seconds"] < window_s)).sum()),
+        "n_windows_padded": int((manifest["padded_s"] > 0).sum()),
         "n_records_dropped_short": len(dropped),
         "records_dropped_short": dropped,
         "seconds_not_in_any_window": round(float(per_record["dropped"].sum()), 3),
@@ -343,7 +347,7 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
         "n_windows_bad": len(bad) - len(bad_records),
         "n_windows": n,
         "bad_records": bad,
-        "windowing": _window_policy_report(metas, manifest, cfg.fs),
+        "windowing": _window_policy_report(metas, manifest, cfg.window_s),
         **timings,
     }
     (partial / "report.json").write_text(json.dumps(report, indent=1))
