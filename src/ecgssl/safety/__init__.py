@@ -17,9 +17,15 @@ from ecgssl.safety.artefacts import (
     verify_digests,
 )
 from ecgssl.safety.locks import output_lock
-from ecgssl.safety.outputs import MARKER, ecgssl_kind, guard_output_dir, write_marker
+from ecgssl.safety.outputs import (
+    MARKER,
+    claim_output_dir,
+    ecgssl_kind,
+    guard_output_dir,
+    write_marker,
+)
 from ecgssl.safety.workers import die_with_parent
 
-__all__ = ["MARKER", "die_with_parent", "ecgssl_kind", "file_digests", "guard_output_dir",
-           "load_model_file", "output_lock", "read_json_file", "save_model_file", "sha256_file",
-           "verify_digests", "write_marker"]
+__all__ = ["MARKER", "claim_output_dir", "die_with_parent", "ecgssl_kind", "file_digests",
+           "guard_output_dir", "load_model_file", "output_lock", "read_json_file",
+           "save_model_file", "sha256_file", "verify_digests", "write_marker"]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ecgssl.errors import LockedError
+from ecgssl.errors import LockedError, OutputDirError
 
 try:
     import fcntl
@@ -88,6 +88,10 @@ def _acquire_flock(path: Path, target) -> int:
             pass
         os.close(fd)
     previous = _holder(path)
+    if not previous and os.fstat(fd).st_size:
+        os.close(fd)
+        raise OutputDirError(path, "exists and is not an ecgssl lock file",
+                             "move it away: ecgssl does not write over it")
     if previous.get("pid") and previous.get("pid") != os.getpid():
         log.warning("%s: taking over the lock of PID %s, which is no longer running (it was "
                     "killed or crashed; what it left is resumed or cleaned)", target,

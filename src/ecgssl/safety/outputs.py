@@ -26,8 +26,9 @@ KINDS = ("store", "store-partial", "run", "report")
 # What ecgssl itself writes in each kind of directory (names or glob patterns): with
 # ``overwrite``, anything else in the directory is a file of the user's and stops the overwrite.
 OWN_ENTRIES = {
-    "store": ("*.npy", "manifest.csv", "config.json", "report.json", "chunks", MARKER),
-    "store-partial": ("*.npy", "manifest.csv", "config.json", "report.json", "chunks",
+    "store": ("*.npy", "*.tmp", "manifest.csv", "config.json", "report.json", "chunks",
+              "preprocess.json", MARKER),
+    "store-partial": ("*.npy", "*.tmp", "manifest.csv", "config.json", "report.json", "chunks",
                       "preprocess.json", MARKER),
     "run": ("config.yaml", "run.json", "metrics.csv", "hparams.yaml", "tensorboard",
             "checkpoints", "encoder.safetensors", "encoder.json", "lightning_logs", MARKER,
@@ -147,6 +148,14 @@ def guard_output_dir(path: str | os.PathLike, kind: str, overwrite: bool = False
         raise OutputDirError(path, f"already holds an ecgssl {kind}",
                              f"pass --overwrite to replace it, or choose a new {option}")
     return "ours"
+
+
+def claim_output_dir(path: str | os.PathLike, kind: str, overwrite: bool = False,
+                     existing_ok: bool = False, option: str = "--out") -> str:
+    """``guard_output_dir``, then create the directory and mark it; returns the guard's state."""
+    state = guard_output_dir(path, kind, overwrite, existing_ok, option)
+    write_marker(path, kind)
+    return state
 
 
 def remove_own_entries(path: str | os.PathLike, kind: str) -> list[str]:
