@@ -119,8 +119,9 @@ def save_model_file(state: dict, stem: str | os.PathLike, meta: dict[str, Any]
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()}
     weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    save_file(weights, str(weights_path), metadata={"format": "pt",
-                                                    "ecgssl": str(meta.get("format", ""))})
+    # One metadata key only: safetensors orders several in hash order, which would make the
+    # bytes (and the sha256) of identical weights differ from one process to the next.
+    save_file(weights, str(weights_path), metadata={"format": "pt"})
     full = dict(meta)
     full["weights"] = weights_record(weights_path)
     json_path.write_text(json.dumps(full, indent=2))
