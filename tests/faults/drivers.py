@@ -46,8 +46,6 @@ def prepare(phase: str, src: str, out: str, overwrite: bool = False) -> None:
         written.append(path)
         if phase == "chunks" and len(written) == 2:
             die()  # two chunks on disk, the rest not started
-        if phase == "slow":
-            time.sleep(1.0)
 
     def concat(path, *a, **k):
         if phase == "finalise" and Path(path).name == "lead_mask.npy":
@@ -78,6 +76,18 @@ def prepare(phase: str, src: str, out: str, overwrite: bool = False) -> None:
             if phase == "swap" and Path(b).name.endswith(".old"):
                 die()  # the old store moved aside, the new one not yet in place
 
+    real_recover = store._recover
+
+    def recover(*a, **k):
+        if phase == "slow":  # holding the lock: tell the test, wait for its go-ahead
+            print("locked", flush=True)
+            go = Path(out).parent / "go"
+            deadline = time.time() + 60
+            while not go.exists() and time.time() < deadline:
+                time.sleep(0.05)
+        return real_recover(*a, **k)
+
+    store._recover = recover
     store._write_chunk, store._concat_to_npy = write_chunk, concat
     store.shutil, store.os = PatchedShutil(), PatchedOs()
     source = open_sources([src], kind="wfdb", checks=None)

@@ -113,6 +113,26 @@ def _acquire_excl(path: Path, target) -> int:
     raise _busy(target, path, _holder(path))
 
 
+def check_free(lock_path: str | os.PathLike, target: str | os.PathLike | None = None) -> None:
+    """Raise ``LockedError`` if a running process holds ``lock_path``; touches nothing."""
+    path = Path(lock_path)
+    target = target if target is not None else path.parent
+    if not path.is_file():
+        return
+    if fcntl is None:
+        holder = _holder(path)
+        if holder.get("pid") and pid_running(holder["pid"]):
+            raise _busy(target, path, holder)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(target, path, _holder(path)) from None
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+
+
 @contextmanager
 def output_lock(lock_path: str | os.PathLike, target: str | os.PathLike | None = None
                 ) -> Iterator[Path]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from ecgssl.errors import OutputDirError
 
 MARKER = ".ecgssl.json"
+LOCK_NAME = ".ecgssl.lock"  # lock file of run and report directories (ecgssl.safety.locks)
 KINDS = ("store", "store-partial", "run", "report")
 
 # What ecgssl itself writes in each kind of directory (names or glob patterns): with
@@ -123,6 +124,9 @@ def guard_output_dir(path: str | os.PathLike, kind: str, overwrite: bool = False
     if not path.is_dir():
         raise OutputDirError(path, "exists and is a file, not a directory",
                              f"choose a new {option}")
+    from ecgssl.safety.locks import check_free
+
+    check_free(path / LOCK_NAME, path)  # a writer at work: say so rather than guess
     entries = sorted(e.name for e in path.iterdir())
     if not entries:
         return "empty"
@@ -166,7 +170,7 @@ def remove_own_entries(path: str | os.PathLike, kind: str) -> list[str]:
     path = Path(path)
     removed = []
     for entry in sorted(path.iterdir()):
-        if entry.name in (MARKER, ".ecgssl.lock"):
+        if entry.name in (MARKER, LOCK_NAME):
             continue
         if any(fnmatch.fnmatch(entry.name, p) for p in OWN_ENTRIES[kind]):
             if entry.is_dir() and not entry.is_symlink():
