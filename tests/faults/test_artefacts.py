@@ -100,7 +100,6 @@ def test_old_export_without_sha256_loads_with_a_warning(exported, caplog, seen):
 
 
 def _seg(tmp_path):
-    from ecgssl.api import save_segmentation_model
     from ecgssl.models.seg_heads import build_seg_model
     from ecgssl.train.export import encoder_spec
 
