@@ -25,7 +25,7 @@ def die() -> None:
 
 # ------------------------------------------------------------------------------ prepare
 
-PREPARE_PHASES = ("none", "chunks", "finalise", "cleanup", "swap", "slow")
+PREPARE_PHASES = ("none", "chunks", "finalise", "cleanup", "swap", "slow", "pool")
 CHUNK = 2  # records per chunk: several chunks from a handful of records
 
 
@@ -46,6 +46,10 @@ def prepare(phase: str, src: str, out: str, overwrite: bool = False) -> None:
         written.append(path)
         if phase == "chunks" and len(written) == 2:
             die()  # two chunks on disk, the rest not started
+        if phase == "pool":  # killed with 2 worker processes running
+            kids = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text()
+            (Path(out).parent / "worker_pids.txt").write_text(kids)
+            die()
 
     def concat(path, *a, **k):
         if phase == "finalise" and Path(path).name == "lead_mask.npy":
@@ -91,8 +95,8 @@ def prepare(phase: str, src: str, out: str, overwrite: bool = False) -> None:
     store._write_chunk, store._concat_to_npy = write_chunk, concat
     store.shutil, store.os = PatchedShutil(), PatchedOs()
     source = open_sources([src], kind="wfdb", checks=None)
-    store.prepare_store(source, out, PreprocessConfig(beats=False), workers=0, overwrite=overwrite,
-                        progress=False)
+    store.prepare_store(source, out, PreprocessConfig(beats=False),
+                        workers=2 if phase == "pool" else 0, overwrite=overwrite, progress=False)
     print("prepared", out)
 
 

@@ -40,16 +40,22 @@ def _rerun_in_process(src, out, overwrite=False):
         store.CHUNK_RECORDS = chunk
 
 
-@pytest.mark.parametrize("phase", ["chunks", "finalise", "cleanup"])
+@pytest.mark.parametrize("phase", ["chunks", "finalise", "cleanup", "pool"])
 def test_prepare_killed_then_rerun_equals_uninterrupted(prepared, phase, tmp_path, seen,
                                                         caplog):
     """prepare SIGKILLed mid-run (after 2 chunks / while finalising / during the cleanup, a
-    half-removed chunk) -> rerunning the same command resumes to the identical store."""
+    half-removed chunk / with 2 pool workers) -> rerunning the same command resumes to the
+    identical store; pool workers die with their parent."""
     _, src, reference = prepared
     out = tmp_path / "store"
     proc = run_driver("prepare", phase, str(src), str(out))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not out.exists() and (tmp_path / "store.partial").is_dir()
+    if phase == "pool":
+        pids = [int(p) for p in (tmp_path / "worker_pids.txt").read_text().split()]
+        assert len(pids) == 2, pids
+        _wait_dead(pids)
+        (tmp_path / "worker_pids.txt").unlink()
     _rerun_in_process(src, out)
     assert store_digest(out) == reference
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # no .partial/.lock left
@@ -98,6 +104,13 @@ def reference_run(tmp_path_factory):
     return out, _sha(out / "encoder.safetensors")
 
 
+def _wait_dead(pids, seconds=10.0):
+    deadline = time.time() + seconds
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "worker processes outlived their parent"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -124,10 +137,7 @@ def test_pretrain_killed_then_resumed_equals_uninterrupted(reference_run, phase,
     if phase == "workers":
         pids = [int(p) for p in (tmp_path / "worker_pids.txt").read_text().split()]
         assert len(pids) == 2, pids
-        deadline = time.time() + 10
-        while any(_alive(p) for p in pids) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in pids), "loader workers outlived their parent"
+        _wait_dead(pids)
         facts["workers_died"] = len(pids)
     before = tree_digest(out / "checkpoints")
     drivers.toy_fit(str(out), resume="last")

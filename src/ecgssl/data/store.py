@@ -576,7 +576,7 @@ class ECGStore:
                 hint = " (an unfinished run left a .partial directory: rerun prepare to resume)"
             raise FileNotFoundError(f"{self.path} is not a prepared store: no config.json{hint}")
         self.config = read_json_file(cfg_path, "store config", "prepare the store again")
-        verify_digests(self.path, self.config.get("files", {}), "config.json")
+        verify_digests(self.path, self.config.get("files"), "config.json")
         self._manifest: pd.DataFrame | None = None
         self._arrays: dict[str, np.ndarray] = {}
 

@@ -60,17 +60,23 @@ def _damaged(path: Path, problem: str, fix: str) -> IntegrityError:
     return IntegrityError(path, problem, fix)
 
 
-def verify_digests(directory: str | os.PathLike, digests: dict[str, dict], recorded_in: str,
+def verify_digests(directory: str | os.PathLike, digests: dict[str, dict] | None,
+                   recorded_in: str,
                    full: bool = False, fix: str = "prepare the store again (--overwrite)"
                    ) -> None:
     """Check files against recorded ``{name: {"sha256", "bytes"}}``.
 
     Sizes always; sha256 of files up to ``VERIFY_ON_OPEN_BYTES``, of all with ``full``.
+    ``digests`` None (written by an older ecgssl): a warning, nothing checked.
 
     Raises:
         IntegrityError: a file is missing, has another size or another sha256 (names the file).
     """
     directory = Path(directory)
+    if digests is None:
+        log.warning("%s: no sha256 recorded in %s (written by an older ecgssl): its files "
+                    "cannot be verified; %s to add them", directory, recorded_in, fix)
+        return
     for name, rec in digests.items():
         path = directory / name
         if not path.is_file():
