@@ -48,3 +48,8 @@ def die_with_parent(parent: int | None = None, period_s: float = 1.0) -> None:
     if not armed:
         threading.Thread(target=_watch, args=(parent, period_s), daemon=True,
                          name="ecgssl-parent-watch").start()
+
+
+def worker_init(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn`` that only makes the worker die with its parent."""
+    die_with_parent()
