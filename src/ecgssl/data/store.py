@@ -416,15 +416,18 @@ def prepare_store(
     out: str | os.PathLike,
     cfg: PreprocessConfig | None = None,
     *,
+    workers: int | None = None,
+    skip_bad: bool = False,
     overwrite: bool = False,
-    **kwargs,
+    max_records: int | None = None,
+    progress: bool = True,
 ) -> dict:
     """Read ``source`` once and write a prepared store at ``out`` (safely).
 
     ``out`` must not exist, be empty, or be an ecgssl store (replaced only with ``overwrite``);
     anything else is refused before a file is touched (``ecgssl.safety.outputs``). One process
     at a time writes ``out`` (lock file ``<out>.lock``); what a killed run left is resumed or
-    cleaned first (``_recover``). Arguments as ``_prepare_store``.
+    cleaned first (``_recover``). Arguments and return value as ``_prepare_store``.
 
     Raises:
         OutputDirError: ``out`` holds something else than an ecgssl store.
@@ -436,7 +439,8 @@ def prepare_store(
     guard_output_dir(out, "store", overwrite=overwrite, existing_ok=True)
     with output_lock(out.with_name(out.name + ".lock"), out):
         _recover(out, partial, cfg, overwrite)
-        return _prepare_store(source, out, cfg, overwrite=overwrite, **kwargs)
+        return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
+                              overwrite=overwrite, max_records=max_records, progress=progress)
 
 
 def _prepare_store(
