@@ -322,7 +322,11 @@ class Report:
         from ecgssl.safety import claim_output_dir, output_lock
 
         out = Path(out_dir)
-        claim_output_dir(out, "report", existing_ok=True)
+        existed = (out / "report.json").is_file()
+        if claim_output_dir(out, "report", existing_ok=True) == "ours" and existed:
+            import logging
+
+            logging.getLogger(__name__).warning("replacing the ecgssl report in %s", out)
         with output_lock(out / ".ecgssl.lock", out):
             return self._write(out)
 
