@@ -114,7 +114,7 @@ def test_evaluate_delineate_and_report(small, shared_data, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     report = (out / "report.md").read_text()
     assert "random-init" in report and "Linear probe" in report and "segmentation" in report
-    model = out / "segmentation_model.pt"
+    model = out / "segmentation_model.safetensors"
     assert model.exists() and list((out / "figures").glob("*.png"))
     capsys.readouterr()
     rc = main(["delineate", str(shared_data / "ludb" / "data" / "3"), "--model", str(model),

@@ -5,7 +5,8 @@ Example::
     import ecgssl
     enc = ecgssl.load_encoder("runs/demo/jepa/encoder.safetensors")  # or an original .pth
     z = enc.embed(signal_mv, fs=500, leads=["I", "II", ..., "V6"])    # (D,) float32
-    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...], model="runs/demo/seg_model.pt")
+    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...],
+                             model="runs/demo/report/segmentation_model.safetensors")
 
 Inputs come with their own sampling rate, lead names and units (mV by default; ``units="uV"``
 or ``"counts"`` with ``gain``); the checkpoint's stored preprocessing (``ecgssl.data.inference``,
@@ -28,7 +29,13 @@ from torch import nn
 
 from ecgssl.data.leads import LEADS_8
 from ecgssl.data.record import WAVE_NAMES, Record
-from ecgssl.errors import SpecMismatchError
+from ecgssl.errors import IntegrityError, SpecMismatchError
+from ecgssl.safety.artefacts import (
+    check_state_fits,
+    load_model_file,
+    read_json_file,
+    save_model_file,
+)
 
 # What the released ECG-JEPA checkpoints were trained on (Kim 2024): 8 leads, 250 Hz, 10 s, mV.
 ORIGINAL_JEPA_PREPROCESSING = {"fs": 250.0, "leads": list(LEADS_8), "n_samples": 2500,
@@ -301,37 +308,141 @@ def embed(encoder: Encoder | str | Path, signal: np.ndarray, fs: float, leads: S
 # ------------------------------------------------------------------------------ delineation
 
 
+SEGMENTATION_FORMAT = "ecgssl-segmentation"
+FINETUNED_FORMAT = "ecgssl-finetuned"
+
+
+def _model_stem(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".pt", ".pth", ".safetensors", ".json") \
+        else path
+
+
 def save_segmentation_model(model: nn.Module, path: str | Path, encoder_spec: dict[str, Any],
                             info: dict[str, Any] | None = None) -> Path:
-    """Save a trained ``SegmentationModel`` with what is needed to rebuild and feed it."""
+    """Save a trained ``SegmentationModel`` as ``<stem>.safetensors`` + ``<stem>.json``.
+
+    ``path``: the stem, or a name ending in ``.pt`` (the old name), ``.safetensors`` or ``.json``.
+    The JSON holds the encoder spec, ``freeze_encoder``, ``info`` and the weights' sha256; no
+    pickle is written, so loading runs no code. Returns the ``.safetensors`` path.
+    """
+    import ecgssl
+
+    meta = {"format": SEGMENTATION_FORMAT, "format_version": 2,
+            "ecgssl_version": ecgssl.__version__, "encoder_spec": encoder_spec,
+            "freeze_encoder": bool(model.freeze_encoder), "info": info or {}}
+    weights, _ = save_model_file(model.state_dict(), _model_stem(path), meta)
+    return weights
+
+
+def _read_legacy_pickle(path: Path, fmt: str) -> tuple[dict, dict]:
+    """(meta, state) of a model saved with ``torch.save`` by older ecgssl, read safely.
+
+    ``weights_only=True`` unpickles only tensors and plain containers (no code runs); a file
+    that needs more is refused.
+    """
+    import logging
+    import pickle
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        raise IntegrityError(path, f"is not a model ecgssl can read safely ({str(err)[:80]})",
+                             "re-create it with `ecgssl evaluate` (writes a .safetensors + "
+                             ".json pair)") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise SpecMismatchError(f"{path} is not an {fmt} model")
+    logging.getLogger(__name__).warning(
+        "%s: old pickle format, read safely with weights_only=True; convert it once with "
+        "ecgssl.api.convert_segmentation_model(%r)", path, str(path))
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return meta, ckpt["state_dict"]
+
+
+def _read_model_pair(path: str | Path, fmt: str, device: str) -> tuple[dict, dict, Path]:
+    """(meta, state, weights path) of a ``<stem>.safetensors`` + ``<stem>.json`` model (or of
+    a legacy ``.pt``), verified (``ecgssl.safety.artefacts``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "ecgssl-segmentation", "state_dict": model.state_dict(),
-                "encoder_spec": encoder_spec, "freeze_encoder": bool(model.freeze_encoder),
-                "info": info or {}}, path)
-    return path
+    if path.suffix in (".pt", ".pth") and path.is_file():
+        meta, state = _read_legacy_pickle(path, fmt)
+        return meta, state, path
+    stem = _model_stem(path)
+    json_path = stem.with_suffix(".json")
+    if not json_path.is_file() and not stem.with_suffix(".safetensors").is_file():
+        raise FileNotFoundError(f"model {path} does not exist (looked for {json_path.name} and "
+                                f"{stem.with_suffix('.safetensors').name})")
+    meta = read_json_file(json_path, "model metadata", "save the model again")
+    if meta.get("format") != fmt:
+        raise SpecMismatchError(f"{json_path} is not an {fmt} model (format="
+                                f"{meta.get('format')})")
+    state = load_model_file(stem, meta, device, fix="save the model again")
+    return meta, state, stem.with_suffix(".safetensors")
 
 
 def load_segmentation_model(path: str | Path, device: str = "cpu"):
-    """(model, encoder spec) from ``save_segmentation_model``."""
+    """(model, encoder spec) from ``save_segmentation_model`` (``.safetensors``/``.json``/stem;
+    a ``.pt`` of older ecgssl is read safely with a warning)."""
     from ecgssl.models import create_encoder
     from ecgssl.models.seg_heads import build_seg_model
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"segmentation model {path} does not exist")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "ecgssl-segmentation":
-        raise SpecMismatchError(f"{path} is not an ecgssl segmentation model")
-    spec = dict(ckpt["encoder_spec"])
+    meta, state, weights = _read_model_pair(path, SEGMENTATION_FORMAT, device)
+    spec = dict(meta["encoder_spec"])
     # Leads the decoder was trained and scored on (others are input only).
-    spec["scored_leads"] = ckpt.get("info", {}).get("scored_leads",
-                                                    spec["preprocessing"]["leads"])
+    spec["scored_leads"] = (meta.get("info") or {}).get("scored_leads",
+                                                        spec["preprocessing"]["leads"])
     encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
     model = build_seg_model(encoder, len(spec["preprocessing"]["leads"]),
-                            freeze_encoder=ckpt["freeze_encoder"])
-    model.load_state_dict(ckpt["state_dict"])
+                            freeze_encoder=meta["freeze_encoder"])
+    check_state_fits(model, state, weights, _model_stem(path).with_suffix(".json"),
+                     "segmentation model")
+    model.load_state_dict(state)
     return model.to(device).eval(), spec
+
+
+def convert_segmentation_model(path: str | Path) -> Path:
+    """Rewrite an old pickle ``.pt`` segmentation model as ``.safetensors`` + ``.json`` beside
+    it (read with ``weights_only=True``); returns the new weights path. The ``.pt`` stays."""
+    path = Path(path)
+    meta, state = _read_legacy_pickle(path, SEGMENTATION_FORMAT)
+    meta["format_version"] = 2
+    weights, _ = save_model_file(state, _model_stem(path), meta)
+    return weights
+
+
+def save_finetuned_model(module: nn.Module, path: str | Path, encoder_spec: dict[str, Any],
+                         info: dict[str, Any] | None = None) -> Path:
+    """Save a ``FineTuneModule`` (encoder + linear head) as ``.safetensors`` + ``.json``.
+
+    The JSON holds the encoder spec, the task, the head's size, class names and leads, and the
+    weights' sha256. Returns the ``.safetensors`` path.
+    """
+    import ecgssl
+
+    meta = {"format": FINETUNED_FORMAT, "format_version": 1,
+            "ecgssl_version": ecgssl.__version__, "encoder_spec": encoder_spec,
+            "task": module.task, "n_outputs": int(module.head.out_features),
+            "embed_dim": int(module.head.in_features),
+            "freeze_encoder": bool(module.freeze_encoder), "leads": module.leads,
+            "class_names": module.class_names, "info": info or {}}
+    weights, _ = save_model_file(module.state_dict(), _model_stem(path), meta)
+    return weights
+
+
+def load_finetuned_model(path: str | Path, device: str = "cpu"):
+    """(``FineTuneModule`` in eval mode, meta) from ``save_finetuned_model``, verified."""
+    from ecgssl.eval.finetune import FineTuneModule
+    from ecgssl.models import create_encoder
+
+    meta, state, weights = _read_model_pair(path, FINETUNED_FORMAT, device)
+    spec = meta["encoder_spec"]
+    encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
+    module = FineTuneModule(encoder, int(meta["n_outputs"]), task=meta["task"],
+                            freeze_encoder=bool(meta["freeze_encoder"]), leads=meta["leads"],
+                            embed_dim=int(meta["embed_dim"]), class_names=meta["class_names"])
+    check_state_fits(module, state, weights, _model_stem(path).with_suffix(".json"),
+                     "fine-tuned model")
+    module.load_state_dict(state)
+    return module.to(device).eval(), meta
 
 
 def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], model: str | Path,
@@ -373,7 +484,12 @@ def read_records(path: str | Path, kind: str | None = None, **options) -> Iterat
 def describe_checkpoint(path: str | Path) -> str:
     """Human-readable summary of an encoder or segmentation checkpoint (``ecgssl info``)."""
     path = Path(path)
-    if path.suffix == ".pt" and path.exists():
+    pair = _model_stem(path).with_suffix(".json")
+    if path.suffix in (".safetensors", ".json") and pair.is_file() and \
+            read_json_file(pair).get("format") == SEGMENTATION_FORMAT:
+        _, spec = load_segmentation_model(path)
+        kind = "segmentation model"
+    elif path.suffix == ".pt" and path.exists():
         try:
             _, spec = load_segmentation_model(path)
             kind = "segmentation model"

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from ecgssl.errors import ECGDataError, SpecMismatchError
+from ecgssl.errors import ECGSSLError, format_error
+
+# Failures caused by inputs, files or the system (exit 2); anything else is a bug (exit 1).
+_USER_ERRORS = (ECGSSLError, OSError, ValueError, KeyError)
 
 
 def _parse_override(text: str):
@@ -192,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ecgssl",
         description="Self-supervised representation learning for ECGs (ECG-JEPA, Beat-SSL).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -250,13 +254,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ECGDataError, SpecMismatchError, FileNotFoundError, FileExistsError, ValueError,
-            KeyError) as err:
+    except KeyboardInterrupt:
+        print(f"ecgssl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # every failure is one line (ecgssl.errors.format_error)
         if args.verbose:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"ecgssl {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"ecgssl {args.command}: error: {format_error(err)}", file=sys.stderr)
+        return 2 if isinstance(err, _USER_ERRORS) else 1
 
 
 if __name__ == "__main__":

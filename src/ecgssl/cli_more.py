@@ -25,7 +25,8 @@ def cmd_pretrain(args) -> int:
 
     _threads(args.threads)
     # pretrain() prints where it wrote what (run directory, checkpoints, encoder export).
-    pretrain(args.recipe, args.data, args.out, overrides=args.overrides, resume=args.resume)
+    pretrain(args.recipe, args.data, args.out, overrides=args.overrides, resume=args.resume,
+             overwrite=args.overwrite)
     return 0
 
 
@@ -281,6 +282,8 @@ def register(sub, fmt) -> None:
     p.add_argument("--data", required=True, help="prepared store directory")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", help="'last' or a checkpoint path: continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the ecgssl run already in --out (its own files only)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-4")
     p.set_defaults(func=cmd_pretrain)
@@ -337,9 +340,10 @@ def register(sub, fmt) -> None:
     p = sub.add_parser(
         "delineate", help="print and plot the P/QRS/T waves of a record", formatter_class=fmt,
         epilog="example:\n  ecgssl delineate data/ludb/data/1 --model "
-               "runs/demo/eval/segmentation_model.pt --plot waves.png")
+               "runs/demo/report/segmentation_model.safetensors --plot waves.png")
     p.add_argument("record", help="record path without extension, or a .npy (with --fs/--leads)")
-    p.add_argument("--model", required=True, help="segmentation model (.pt) from evaluate/demo")
+    p.add_argument("--model", required=True,
+                   help="segmentation model (.safetensors + .json) from evaluate/demo")
     p.add_argument("--kind", help="source kind of the record's folder (default: detected)")
     p.add_argument("--fs", type=float, help="sampling rate of a .npy input (Hz)")
     p.add_argument("--leads", help="comma-separated lead names of a .npy input")

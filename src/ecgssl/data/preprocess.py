@@ -167,6 +167,17 @@ def apply_filters(x: np.ndarray, fs: float, cfg: PreprocessConfig) -> np.ndarray
     return x
 
 
+def _units_hint(max_ptp_mv: float) -> str:
+    """Name the units when a signal is a factor 1000 off a plausible ECG (0.2-20 mV p-p)."""
+    for factor, read_as in ((1000.0, "volts (or a header gain 1000x too large)"),
+                            (1e-3, "microvolts (or a header gain 1000x too small)")):
+        if 0.2 <= max_ptp_mv * factor <= 20.0:
+            return (f" (largest peak-to-peak {max_ptp_mv:.4g} mV; x{factor:g} would be a normal "
+                    f"ECG: the samples look like {read_as}, not millivolts; fix the units/gain "
+                    "of the source)")
+    return ""
+
+
 def check_signal(x: np.ndarray, leads: list[str], record_id: str, cfg: PreprocessConfig):
     """Reject NaN/inf and absurd amplitudes; find flat leads.
 
@@ -186,10 +197,14 @@ def check_signal(x: np.ndarray, leads: list[str], record_id: str, cfg: Preproces
         rows = [f"{leads[i]} ({peak[i]:.1f} mV)" for i in np.nonzero(absurd)[0]]
         raise ECGDataError(
             record_id, f"absurd amplitude in leads {rows} (> {cfg.max_abs_mv} mV): wrong units?"
+            + _units_hint(float(np.max(np.ptp(x, axis=1))))
         )
     flat = np.ptp(x, axis=1) < cfg.flat_mv
     if flat.all():
-        raise ECGDataError(record_id, "all leads are flat (no signal)")
+        ptp = float(np.max(np.ptp(x, axis=1)))
+        hint = _units_hint(ptp)
+        raise ECGDataError(record_id, "all leads are flat (no signal)" if not hint else
+                           f"all leads are below {cfg.flat_mv} mV peak-to-peak{hint}")
     if flat.any() and cfg.flat_leads == "error":
         raise ECGDataError(record_id, f"flat leads {[leads[i] for i in np.nonzero(flat)[0]]}")
     return flat

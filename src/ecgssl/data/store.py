@@ -32,6 +32,8 @@ from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
 from ecgssl.data.windowing import plan_windows, window_wave_masks
 from ecgssl.errors import ECGDataError
+from ecgssl.safety import file_digests, guard_output_dir, output_lock, read_json_file
+from ecgssl.safety import verify_digests, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,13 @@ def _init_worker(source, cfg: PreprocessConfig) -> None:
     _WORKER["source"], _WORKER["cfg"] = source, cfg
     # One BLAS thread per worker process: parallelism comes from the processes.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _init_pool_worker(source, cfg: PreprocessConfig) -> None:
+    from ecgssl.safety import die_with_parent
+
+    die_with_parent()  # a killed prepare leaves no orphan workers
+    _init_worker(source, cfg)
 
 
 def _work(record_id: str):
@@ -372,13 +381,113 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     ident = hashlib.sha256(json.dumps([config["hash"], source_info, n, config["created"],
                                        manifest["record_id"].tolist()]).encode())
     config["store_id"] = ident.hexdigest()[:16]
-    # config.json is written last: its presence marks a finished store.
-    (partial / "config.json").write_text(json.dumps(config, indent=1))
+    write_marker(partial, "store")
+    # sha256 of every array: ECGStore checks them on open (ecgssl.safety.artefacts).
+    config["files"] = file_digests(partial, exclude=("config.json", ".ecgssl.json"))
+    # config.json is written last (atomically): its presence marks a finished store.
+    (partial / "config.json.tmp").write_text(json.dumps(config, indent=1))
+    os.replace(partial / "config.json.tmp", partial / "config.json")
     shutil.rmtree(partial / "chunks")
     return report
 
 
+def _chunk_ok(chunk: Path) -> bool:
+    """A chunk directory is complete: its meta.json reads and the arrays it lists exist."""
+    try:
+        meta = json.loads((chunk / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    need = ("signals.npy", "lead_mask.npy", "rows.pkl") if meta.get("n_windows") else ()
+    return all((chunk / name).is_file() for name in need)
+
+
+def _recover(out: Path, partial: Path, cfg: PreprocessConfig, overwrite: bool) -> None:
+    """Bring whatever a killed prepare left at ``out`` back to a state this run continues from.
+
+    Phases a crash can interrupt, and what is done here (all of it inside ecgssl's own dirs):
+    chunk writing (a ``.tmp`` chunk, or a half-removed one: removed, redone), finalising (no
+    ``config.json`` in ``.partial``: redone from the chunks), chunk cleanup after ``config.json``
+    (finished: cleanup completed) and the final swap (``<out>.old`` + finished ``.partial``:
+    swap completed; ``<out>.old`` without a finished ``.partial``: the old store restored).
+    """
+    old = out.with_name(out.name + ".old")
+    finished = False
+    if partial.exists():
+        guard_output_dir(partial, "store", overwrite=True, option="--out's .partial")
+        stamp = partial / "preprocess.json"
+        same = stamp.is_file() and read_json_file(stamp).get("hash") == cfg.hash()
+        if not same or overwrite:
+            shutil.rmtree(partial)  # another configuration's (or replaced) unfinished run
+        else:
+            try:
+                finished = read_json_file(partial / "config.json").get("hash") == cfg.hash()
+            except (FileNotFoundError, ValueError):
+                finished = False
+            chunks = partial / "chunks"
+            if finished:
+                shutil.rmtree(chunks, ignore_errors=True)
+            elif chunks.is_dir():
+                for chunk in chunks.iterdir():
+                    if chunk.is_dir() and (chunk.name.endswith(".tmp") or not _chunk_ok(chunk)):
+                        log.warning("removing incomplete chunk %s (a killed run's)", chunk)
+                        shutil.rmtree(chunk)
+    if old.exists():
+        guard_output_dir(old, "store", overwrite=True, option="--out's .old")
+        if not out.exists() and not finished:
+            os.replace(old, out)  # the new store never got finished: the old one stays
+        elif not out.exists():
+            os.replace(partial, out)
+            shutil.rmtree(old)
+        else:
+            shutil.rmtree(old)
+    elif finished:
+        _swap_in(partial, out)
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    """Replace ``out`` (if any) by the finished ``partial``; at every instant one of them, or
+    ``<out>.old``, is a complete store (``_recover`` finishes an interrupted swap)."""
+    old = out.with_name(out.name + ".old")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(partial, out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def prepare_store(
+    source,
+    out: str | os.PathLike,
+    cfg: PreprocessConfig | None = None,
+    *,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    max_records: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Read ``source`` once and write a prepared store at ``out`` (safely).
+
+    ``out`` must not exist, be empty, or be an ecgssl store (replaced only with ``overwrite``);
+    anything else is refused before a file is touched (``ecgssl.safety.outputs``). One process
+    at a time writes ``out`` (lock file ``<out>.lock``); what a killed run left is resumed or
+    cleaned first (``_recover``). Arguments and return value as ``_prepare_store``.
+
+    Raises:
+        OutputDirError: ``out`` holds something else than an ecgssl store.
+        LockedError: another prepare is writing ``out`` (the message names its PID).
+    """
+    cfg = cfg or PreprocessConfig()
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    guard_output_dir(out, "store", overwrite=overwrite, existing_ok=True)
+    with output_lock(out.with_name(out.name + ".lock"), out):
+        _recover(out, partial, cfg, overwrite)
+        return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
+                              overwrite=overwrite, max_records=max_records, progress=progress)
+
+
+def _prepare_store(
     source,
     out: str | os.PathLike,
     cfg: PreprocessConfig | None = None,
@@ -411,7 +520,7 @@ def prepare_store(
     cfg = cfg or PreprocessConfig()
     out = Path(out)
     if (out / "config.json").exists() and not overwrite:
-        existing = json.loads((out / "config.json").read_text())
+        existing = read_json_file(out / "config.json", "store config")
         if existing.get("hash") == cfg.hash():
             log.info("store %s already prepared with this configuration", out)
             return json.loads((out / "report.json").read_text())
@@ -422,10 +531,7 @@ def prepare_store(
     partial = out.with_name(out.name + ".partial")
     chunks = partial / "chunks"
     stamp = partial / "preprocess.json"
-    if partial.exists():
-        same = stamp.exists() and json.loads(stamp.read_text()).get("hash") == cfg.hash()
-        if not same:
-            shutil.rmtree(partial)
+    write_marker(partial, "store-partial")  # before anything else: this directory is ecgssl's
     chunks.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict()}))
 
@@ -475,7 +581,7 @@ def prepare_store(
         if workers and workers > 1 and len(pending) > 1:
             # imap streams results in order while workers run ahead: no barrier per chunk.
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(source, cfg)) as pool:
+            with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(source, cfg)) as pool:
                 consume(pool.imap(_work, pending, chunksize=4))
         else:
             _init_worker(source, cfg)
@@ -492,9 +598,7 @@ def prepare_store(
                         "seconds_total": round(time.perf_counter() - t0, 3),
                         "records_per_s": round(len(record_ids) / max(t_read, 1e-9), 1),
                         "workers": workers})
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+    _swap_in(partial, out)
     return report
 
 
@@ -520,7 +624,8 @@ class ECGStore:
             if self.path.with_name(self.path.name + ".partial").exists():
                 hint = " (an unfinished run left a .partial directory: rerun prepare to resume)"
             raise FileNotFoundError(f"{self.path} is not a prepared store: no config.json{hint}")
-        self.config = json.loads(cfg_path.read_text())
+        self.config = read_json_file(cfg_path, "store config", "prepare the store again")
+        verify_digests(self.path, self.config.get("files"), "config.json")
         self._manifest: pd.DataFrame | None = None
         self._arrays: dict[str, np.ndarray] = {}
 

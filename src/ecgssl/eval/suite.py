@@ -37,6 +37,7 @@ from ecgssl.eval.compare import (
     probe_difference_table,
     segmentation_difference_table,
 )
+from ecgssl.safety import claim_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
 
     cfg = cfg or SuiteConfig()
     out_dir = Path(out_dir)
+    claim_output_dir(out_dir, "report", existing_ok=True)  # never write into a foreign folder
     t_start = time.perf_counter()
     for name, enc in encoders.items():
         pre = enc.spec["preprocessing"]
@@ -621,7 +623,7 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
             "preprocessing": {"fs": store.fs, "leads": leads, "n_samples": store.n_samples,
                               "units": store.config.get("units", "mV"),
                               "filters": None, "normalisation": None}}
-    save_segmentation_model(model, Path(out_dir) / "segmentation_model.pt", spec,
+    save_segmentation_model(model, Path(out_dir) / "segmentation_model.safetensors", spec,
                             {"row": row.name, "fold": 0, "store": str(store.path),
                              "scored_leads": list(score_leads)})
 

@@ -7,7 +7,9 @@ The JSON (``format: "ecgssl-encoder"``) holds:
 - ``preprocessing``: ``{"fs", "leads", "n_samples", "units", "filters", "normalisation",
   "store_hash", "config"}`` from the store the encoder was trained on;
 - ``training``: a summary of the data and run (method, steps, samples, sources);
-- ``ecgssl_version``.
+- ``ecgssl_version``;
+- ``weights``: ``{"file", "sha256", "bytes"}`` of the safetensors file, verified on load
+  (``ecgssl.safety.artefacts``; exports without it load with a warning).
 
 Preprocessing is part of the model: ``ecgssl.data.inference.prepare_input`` runs a recording
 through the stored ``config`` with the same functions ``prepare`` uses (``Encoder.embed`` does
@@ -22,11 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ecgssl
 from ecgssl.errors import SpecMismatchError
+from ecgssl.safety.artefacts import (
+    check_state_fits,
+    load_model_file,
+    read_json_file,
+    save_model_file,
+)
 
 FORMAT = "ecgssl-encoder"
 FORMAT_VERSION = 1
@@ -141,21 +148,14 @@ def export_encoder(encoder: nn.Module, path: str | Path, store_config: dict[str,
         "preprocessing": preprocessing_spec(store_config, leads),
         "training": _jsonable(training or {}),
     }
-    # clone(): safetensors refuses tensors sharing storage; the copy also detaches from the graph.
-    weights = {k: v.detach().to("cpu").clone().contiguous()
-               for k, v in encoder.state_dict().items()}
-    weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    save_file(weights, str(weights_path), metadata={"format": "pt", "ecgssl": FORMAT})
-    json_path.write_text(json.dumps(meta, indent=2))
-    return weights_path, json_path
+    # Weights first, then the JSON with their sha256 (ecgssl.safety.artefacts).
+    return save_model_file(encoder.state_dict(), stem, meta)
 
 
 def read_spec(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of an export (path to either file, or the stem)."""
     json_path = _stem(path).with_suffix(".json")
-    if not json_path.is_file():
-        raise FileNotFoundError(f"encoder metadata not found: {json_path}")
-    spec = json.loads(json_path.read_text())
+    spec = read_json_file(json_path, "encoder metadata", "export the encoder again")
     if spec.get("format") != FORMAT:
         raise SpecMismatchError(f"{json_path} is not an {FORMAT} file "
                                 f"(format={spec.get('format')})")
@@ -175,14 +175,16 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu"
     from ecgssl.models import create_encoder
 
     spec = read_spec(path)
-    weights_path = _stem(path).with_suffix(".safetensors")
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"encoder weights not found: {weights_path}")
-    encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
-    state = load_file(str(weights_path), device=str(map_location))
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SpecMismatchError(
-            f"{weights_path} does not fit {spec['encoder']['name']} built from its spec: "
-            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    stem = _stem(path)
+    weights_path = stem.with_suffix(".safetensors")
+    state = load_model_file(stem, spec, device=str(map_location),
+                            fix="export the encoder again or copy it again")
+    try:
+        encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise SpecMismatchError(f"{stem.with_suffix('.json')}: cannot build the encoder it "
+                                f"describes ({type(err).__name__}: {err})") from None
+    check_state_fits(encoder, state, weights_path, stem.with_suffix(".json"),
+                     f"encoder {spec['encoder']['name']}")
+    encoder.load_state_dict(state)
     return encoder.to(map_location).eval(), spec
