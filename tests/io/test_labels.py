@@ -59,3 +59,27 @@ def test_every_source_kind_takes_labels_and_reference_csv_is_picked_up(tmp_path)
     with pytest.raises(ValueError, match=r"source kind 'cinc' does not take option\(s\) "
                        r"\['fs'\]; it takes \['name', 'checks', 'scored_year', 'labels'\]"):
         open_source(tmp_path, kind="cinc", fs=300)
+
+
+def test_store_is_not_reused_for_another_labels_file(tmp_path):
+    """Same preprocessing, another labels file into the same --out: refused, not the old store."""
+    from ecgssl.data.preprocess import PreprocessConfig
+    from ecgssl.data.store import ECGStore, prepare_store
+    from ecgssl.io import open_sources
+    from tests.io.formats import EXAMPLE, make_own_data_folder
+
+    folder = make_own_data_folder(tmp_path / "src")
+    (folder / "REFERENCE.csv").unlink()
+    ids = sorted(EXAMPLE)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("".join(f"{rid},N\n" for rid in ids))
+    second.write_text("".join(f"{rid},A\n" for rid in ids))
+    cfg = PreprocessConfig.from_dict({"lead_aliases": {"ECG": "I"}})
+    out = tmp_path / "store"
+    prepare_store(open_sources([str(folder)], labels=str(first)), out, cfg, workers=0)
+    assert ECGStore(out).label_names == ["N"]
+    with pytest.raises(FileExistsError, match="another source, labels"):
+        prepare_store(open_sources([str(folder)], labels=str(second)), out, cfg, workers=0)
+    prepare_store(open_sources([str(folder)], labels=str(second)), out, cfg, workers=0,
+                  overwrite=True)
+    assert ECGStore(out).label_names == ["A"]

@@ -32,8 +32,14 @@ from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
 from ecgssl.data.windowing import plan_windows, window_wave_masks
 from ecgssl.errors import ECGDataError
-from ecgssl.safety import file_digests, guard_output_dir, output_lock, read_json_file
-from ecgssl.safety import verify_digests, write_marker
+from ecgssl.safety import (
+    file_digests,
+    guard_output_dir,
+    output_lock,
+    read_json_file,
+    verify_digests,
+    write_marker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +407,21 @@ def _chunk_ok(chunk: Path) -> bool:
     return all((chunk / name).is_file() for name in need)
 
 
-def _recover(out: Path, partial: Path, cfg: PreprocessConfig, overwrite: bool) -> None:
+def _source_fingerprint(source, max_records: int | None) -> str:
+    """sha256 of what a store was read from beyond its preprocessing: the source's name and path,
+    its record ids, its labels (files given with ``--labels``, REFERENCE.csv) and options."""
+    ids = list(source.record_ids())
+    if max_records is not None:
+        ids = ids[:max_records]
+    parts = {"name": getattr(source, "name", type(source).__name__),
+             "path": str(getattr(source, "path", "")), "ids": ids,
+             "labels": getattr(source, "label_summaries", None),
+             "options": getattr(source, "options", None)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _recover(out: Path, partial: Path, cfg: PreprocessConfig, overwrite: bool,
+             fingerprint: str | None = None) -> None:
     """Bring whatever a killed prepare left at ``out`` back to a state this run continues from.
 
     Phases a crash can interrupt, and what is done here (all of it inside ecgssl's own dirs):
@@ -415,7 +435,10 @@ def _recover(out: Path, partial: Path, cfg: PreprocessConfig, overwrite: bool) -
     if partial.exists():
         guard_output_dir(partial, "store", overwrite=True, option="--out's .partial")
         stamp = partial / "preprocess.json"
-        same = stamp.is_file() and read_json_file(stamp).get("hash") == cfg.hash()
+        stamped = read_json_file(stamp) if stamp.is_file() else {}
+        # Chunks of another configuration or another source / labels file are not resumed.
+        same = stamped.get("hash") == cfg.hash() and \
+            stamped.get("source_fingerprint", fingerprint) == fingerprint
         if not same or overwrite:
             shutil.rmtree(partial)  # another configuration's (or replaced) unfinished run
         else:
@@ -482,7 +505,7 @@ def prepare_store(
     partial = out.with_name(out.name + ".partial")
     guard_output_dir(out, "store", overwrite=overwrite, existing_ok=True)
     with output_lock(out.with_name(out.name + ".lock"), out):
-        _recover(out, partial, cfg, overwrite)
+        _recover(out, partial, cfg, overwrite, _source_fingerprint(source, max_records))
         return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
                               overwrite=overwrite, max_records=max_records, progress=progress)
 
@@ -522,6 +545,13 @@ def _prepare_store(
     if (out / "config.json").exists() and not overwrite:
         existing = read_json_file(out / "config.json", "store config")
         if existing.get("hash") == cfg.hash():
+            fingerprint = _source_fingerprint(source, max_records)
+            if existing.get("source", {}).get("fingerprint", fingerprint) != fingerprint:
+                # Same preprocessing, other input (another --labels file, other records, other
+                # source options): reusing the store would silently keep the old labels.
+                raise FileExistsError(
+                    f"{out} holds a store of the same preprocessing but another source, labels "
+                    f"or record list; use --overwrite to rebuild it or another --out")
             log.info("store %s already prepared with this configuration", out)
             return json.loads((out / "report.json").read_text())
         raise FileExistsError(
@@ -533,7 +563,8 @@ def _prepare_store(
     stamp = partial / "preprocess.json"
     write_marker(partial, "store-partial")  # before anything else: this directory is ecgssl's
     chunks.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict()}))
+    stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict(),
+                                 "source_fingerprint": _source_fingerprint(source, max_records)}))
 
     t0 = time.perf_counter()
     record_ids = list(source.record_ids())
@@ -590,7 +621,8 @@ def _prepare_store(
         bar.close()
     t_read = time.perf_counter() - t0
     source_info = {"name": getattr(source, "name", type(source).__name__),
-                   "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids)}
+                   "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids),
+                   "fingerprint": _source_fingerprint(source, max_records)}
     if getattr(source, "label_summaries", None):
         source_info["labels"] = source.label_summaries  # ecgssl.io.labels: which records got labels
     report = _finalise(partial, cfg, source_info,

@@ -21,6 +21,8 @@ record at all is an error.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +112,9 @@ def read_labels_file(path: str | Path, record_ids: list[str]) -> tuple[dict[str,
     without = [rid for rid in record_ids if rid not in table]
     summary = {"file": str(path), "header": header, "n_rows": len(rows),
                "n_records": len(record_ids), "n_records_labelled": len(table),
-               "records_without_labels": without, "rows_matching_no_record": unmatched}
+               "records_without_labels": without, "rows_matching_no_record": unmatched,
+               # the labels themselves: a store reused for an edited file would keep old labels
+               "sha256": hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()}
     if unmatched:
         log.warning("labels file %s: %d rows match no record (e.g. %s)", path, len(unmatched),
                     unmatched[:3])
