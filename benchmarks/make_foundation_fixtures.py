@@ -1,0 +1,157 @@
+"""Regenerate the golden fixtures of the foundation-model loaders from the authors' own code.
+
+Each model's authors' repository is imported from a local checkout (given by path) and run on
+random weights in their checkpoint's tensor layout, with the model shrunk through the authors'
+constructor arguments so that a fixture stays small; the state dict, fixed inputs and their
+reference outputs (and their preprocessing of a raw record where their code has one) are written
+to ``tests/fixtures/foundation/<model>.safetensors``. Nothing of their code is copied: it is
+imported from the checkout and run.
+
+Usage (CPU, a few seconds per model)::
+
+    python benchmarks/make_foundation_fixtures.py --out tests/fixtures/foundation \
+        --founder /path/to/ECGFounder --stmem /path/to/ST-MEM --merl /path/to/MERL-ICML2024 \
+        --hubert /path/to/HuBERT-ECG --ludb ../shared/data/ludb
+
+Each ``--<model>`` is optional (only the given ones are rewritten). Requires what the authors'
+code imports (einops for ST-MEM and MERL, transformers for HuBERT-ECG); modules their files import
+but the code used here never calls (h5py, torchvision) are replaced by empty stand-ins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+LUDB_RECORD = "data/1"  # a 10 s, 500 Hz, 12-lead LUDB record (raw-record preprocessing check)
+
+
+def _stub(*names: str) -> None:
+    """Empty modules for imports the authors' files make but the code used here never calls."""
+    for name in names:
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except ImportError:
+                mod = types.ModuleType(name)
+                sys.modules[name] = mod
+                parent, _, child = name.rpartition(".")
+                if parent:
+                    setattr(sys.modules[parent], child, mod)
+
+
+def _import_from(repo: Path, *paths: str):
+    """Put ``repo`` (and sub-folders) first on sys.path, forgetting same-named modules."""
+    for sub in reversed(paths or ("",)):
+        sys.path.insert(0, str(repo / sub))
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("models", "utils", "net1d", "util", "dataset", "vit1d",
+                                  "resnet1d", "hubert_ecg"):
+            del sys.modules[name]
+
+
+def _randomise(model: torch.nn.Module, seed: int) -> None:
+    """Non-trivial random values everywhere (biases, norms, embeddings too), so a mismapped
+    tensor cannot hide behind a default init of zeros or ones."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            if p.dtype.is_floating_point:
+                scale = 0.5 / max(1.0, p[0].numel() ** 0.5) if p.ndim > 1 else 0.1
+                base = 1.0 if name.endswith(("norm.weight", "ln.weight")) else 0.0
+                p.copy_(base + scale * torch.randn(p.shape, generator=gen))
+
+
+def _save(out: Path, name: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.safetensors"
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path),
+              metadata={"meta": json.dumps(meta)})
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, {len(tensors)} tensors)")
+
+
+def _ludb_raw(ludb: Path) -> tuple[np.ndarray, list[str]]:
+    import wfdb
+
+    sig, fields = wfdb.rdsamp(str(ludb / LUDB_RECORD))  # (T, 12) mV at 500 Hz, as theirs reads
+    return np.asarray(sig, dtype=np.float64).T, list(fields["sig_name"])
+
+
+def make_founder(repo: Path, out: Path, ludb: Path) -> None:
+    _stub("h5py", "torchvision", "torchvision.transforms")
+    _import_from(repo)
+    from net1d import Net1D  # noqa: E402 (the authors' model)
+    from util import filter_bandpass  # their filter chain
+
+    cfg = {"base_filters": 8, "ratio": 1, "filter_list": [8, 16, 16, 32],
+           "m_blocks_list": [1, 2, 1, 2], "kernel_size": 16, "stride": 2, "groups_width": 4}
+    tensors, meta = {}, {"config": cfg, "ludb_record": LUDB_RECORD}
+    models = {}
+    for n_leads, tag in ((12, "l12"), (1, "l1")):
+        torch.manual_seed(n_leads)
+        model = Net1D(in_channels=n_leads, n_classes=5, use_bn=False, use_do=False,
+                      return_features=True, **cfg)
+        _randomise(model, seed=n_leads)
+        model.eval()
+        models[n_leads] = model
+        stages = []
+        hooks = [s.register_forward_hook(lambda _m, _i, o: stages.append(o))
+                 for s in model.stage_list]
+        x = torch.randn(2, n_leads, 1000, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            _, feats = model(x)
+        for h in hooks:
+            h.remove()
+        for k, v in model.state_dict().items():
+            tensors[f"{tag}.state.{k}"] = v
+        tensors[f"{tag}.x"], tensors[f"{tag}.features"] = x, feats
+        for i, s in enumerate(stages):
+            tensors[f"{tag}.stage{i}"] = s
+    # Their preprocessing of a raw record (dataset.py: filter_bandpass at 500 Hz, then one z-score
+    # over the whole array with eps 1e-8: their z_score_normalization method, called unbound).
+    from dataset import LVEF_12lead_cls_Dataset
+
+    raw, names = _ludb_raw(ludb)
+    order = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
+    raw = raw[[names.index(n) for n in order]]
+    filtered = filter_bandpass(raw, 500)
+    pre = LVEF_12lead_cls_Dataset.z_score_normalization(None, filtered)
+    with torch.no_grad():  # the 12-lead model above on their preprocessing of the record
+        _, feats = models[12](torch.tensor(pre[None], dtype=torch.float32))
+    tensors["record.raw"] = torch.tensor(raw, dtype=torch.float32)
+    tensors["record.preprocessed"] = torch.tensor(pre, dtype=torch.float32)
+    tensors["record.features"] = feats
+    _save(out, "ecgfounder", tensors, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("tests/fixtures/foundation"))
+    ap.add_argument("--ludb", type=Path, default=Path("../shared/data/ludb"))
+    for key in ("founder", "stmem", "merl", "hubert"):
+        ap.add_argument(f"--{key}", type=Path, help=f"checkout of the {key} authors' repository")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    makers = {"founder": make_founder}
+    makers.update({k: globals()[f"make_{k}"] for k in ("stmem", "merl", "hubert")
+                   if f"make_{k}" in globals()})
+    done = 0
+    for key, make in makers.items():
+        repo = getattr(args, key)
+        if repo is not None:
+            make(repo.resolve(), args.out, args.ludb)
+            done += 1
+    if not done:
+        ap.error("give at least one authors' checkout (--founder, --stmem, --merl, --hubert)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
