@@ -102,7 +102,7 @@ def make_founder(repo: Path, out: Path, ludb: Path) -> None:
         model.eval()
         models[n_leads] = model
         stages = []
-        hooks = [s.register_forward_hook(lambda _m, _i, o: stages.append(o))
+        hooks = [s.register_forward_hook(lambda _m, _i, o, acc=stages: acc.append(o))
                  for s in model.stage_list]
         x = torch.randn(2, n_leads, 1000, generator=torch.Generator().manual_seed(7))
         with torch.no_grad():

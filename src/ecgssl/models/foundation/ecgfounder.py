@@ -81,7 +81,8 @@ class Net1DBlock(nn.Module):
                  groups: int, pre_activation: bool):
         super().__init__()
         mid = int(c_out * ratio)
-        self.c_in, self.c_out, self.stride, self.pre_activation = c_in, c_out, stride, pre_activation
+        self.c_in, self.c_out, self.stride = c_in, c_out, stride
+        self.pre_activation = pre_activation
         self.conv1 = SameConv1d(c_in, mid, 1)
         self.conv2 = SameConv1d(mid, mid, kernel, stride=stride, groups=groups)
         self.conv3 = SameConv1d(mid, c_out, 1)
@@ -178,7 +179,8 @@ _KEYMAP = [  # authors' key pattern -> ours
     (r"^first_conv\.conv\.(weight|bias)$", r"stem.\1"),
     (r"^stage_list\.(\d+)\.block_list\.(\d+)\.conv([123])\.conv\.(weight|bias)$",
      r"stages.\1.\2.conv\3.\4"),
-    (r"^stage_list\.(\d+)\.block_list\.(\d+)\.se_fc([12])\.(weight|bias)$", r"stages.\1.\2.se\3.\4"),
+    (r"^stage_list\.(\d+)\.block_list\.(\d+)\.se_fc([12])\.(weight|bias)$",
+     r"stages.\1.\2.se\3.\4"),
 ]
 # Present in the checkpoint, unused by the released model (use_bn=False) or not the trunk.
 _UNUSED = (r"(^|\.)(first_bn|bn[123])\.", r"^dense\.")
