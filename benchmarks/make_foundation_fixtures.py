@@ -131,6 +131,38 @@ def make_founder(repo: Path, out: Path, ludb: Path) -> None:
     _save(out, "ecgfounder", tensors, meta)
 
 
+def make_stmem(repo: Path, out: Path, ludb: Path) -> None:
+    _import_from(repo)
+    from models.encoder.st_mem_vit import ST_MEM_ViT  # the authors' encoder
+    from scipy.signal import resample_poly
+    from util.transforms import HighpassFilter, LowpassFilter, Standardize
+
+    cfg = {"seq_len": 2250, "patch_size": 75, "num_leads": 12, "width": 32, "depth": 2,
+           "mlp_dim": 64, "heads": 4, "dim_head": 8, "qkv_bias": True}
+    torch.manual_seed(0)
+    model = ST_MEM_ViT(**cfg)
+    _randomise(model, seed=0)
+    model.eval()
+    x = torch.randn(2, 12, 750, generator=torch.Generator().manual_seed(7))  # 10 of 30 patches
+    # Their eval transforms on a raw record at 250 Hz: first 9 s crop, high-pass 0.67 Hz,
+    # low-pass 40 Hz, standardise over (leads, samples).
+    raw, names = _ludb_raw(ludb)
+    order = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
+    raw = resample_poly(raw[[names.index(n) for n in order]], 1, 2, axis=-1)[:, :2250]
+    pre = raw
+    for t in (HighpassFilter(fs=250, cutoff=0.67), LowpassFilter(fs=250, cutoff=40),
+              Standardize(axis=(-1, -2))):
+        pre = t(pre)
+    with torch.no_grad():
+        feats = model.forward_encoding(x)
+        rec = model.forward_encoding(torch.tensor(pre[None], dtype=torch.float32))
+    tensors = {f"state.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({"x": x, "features": feats, "record.raw": torch.tensor(raw).float(),
+                    "record.preprocessed": torch.tensor(pre).float(), "record.features": rec})
+    _save(out, "stmem", tensors, {"config": cfg, "ludb_record": LUDB_RECORD,
+                                  "raw": "LUDB record at 500 Hz, resample_poly(1, 2), first 2250"})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("tests/fixtures/foundation"))
