@@ -63,7 +63,9 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.state_dict().items():
-            if p.dtype.is_floating_point:
+            if name.endswith("running_var"):  # BatchNorm variances must be positive
+                p.copy_(0.5 + torch.rand(p.shape, generator=gen))
+            elif p.dtype.is_floating_point:
                 scale = 0.5 / max(1.0, p[0].numel() ** 0.5) if p.ndim > 1 else 0.1
                 base = 1.0 if name.endswith(("norm.weight", "ln.weight")) else 0.0
                 p.copy_(base + scale * torch.randn(p.shape, generator=gen))
@@ -161,6 +163,54 @@ def make_stmem(repo: Path, out: Path, ludb: Path) -> None:
                     "record.preprocessed": torch.tensor(pre).float(), "record.features": rec})
     _save(out, "stmem", tensors, {"config": cfg, "ludb_record": LUDB_RECORD,
                                   "raw": "LUDB record at 500 Hz, resample_poly(1, 2), first 2250"})
+
+
+def _quantise_(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Round every float tensor of ``model`` to int8 steps of a per-tensor scale, in place, and
+    return the int8 codes + scales: the fixture stores those (4x smaller), and the authors' model
+    is run on exactly the dequantised values ``code.float() * scale`` that the test rebuilds."""
+    stored = {}
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            if not p.dtype.is_floating_point:
+                stored[name] = p
+                continue
+            scale = (p.abs().max() / 127).clamp_min(1e-12).reshape(1).float()
+            code = torch.round(p / scale).clamp(-127, 127).to(torch.int8)
+            p.copy_(code.float() * scale)
+            stored[f"{name}.int8"], stored[f"{name}.scale"] = code, scale
+    return stored
+
+
+def make_merl(repo: Path, out: Path, ludb: Path) -> None:
+    _import_from(repo, "finetune")
+    from models.resnet1d import BasicBlock, ResNet  # the authors' fine-tuning ResNet
+
+    # Their ResNet fixes the widths (64-512): depth is reduced to one block per stage instead,
+    # and the weights are int8-quantised (see _quantise_) to keep the fixture small.
+    torch.manual_seed(0)
+    model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=3)
+    _randomise(model, seed=0)
+    model.eval()
+    stored = _quantise_(model)
+    feats = {}
+    model.avgpool.register_forward_hook(lambda _m, _i, o: feats.setdefault("pooled", o))
+    x = torch.randn(2, 12, 800, generator=torch.Generator().manual_seed(7))
+    raw, names = _ludb_raw(ludb)
+    order = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
+    raw = raw[[names.index(n) for n in order]][:, :5000]
+    # Their finetune_dataset: first 5000 samples, min-max over the whole array (eps 1e-8).
+    pre = (raw - np.min(raw)) / (np.max(raw) - np.min(raw) + 1e-8)
+    with torch.no_grad():
+        model(x)
+        x_feats = feats.pop("pooled")[..., 0]
+        model(torch.tensor(pre[None], dtype=torch.float32))
+        rec_feats = feats.pop("pooled")[..., 0]
+    tensors = {f"state.{k}": v for k, v in stored.items()}
+    tensors.update({"x": x, "features": x_feats, "record.raw": torch.tensor(raw).float(),
+                    "record.features": rec_feats})
+    _save(out, "merl", tensors, {"blocks": [1, 1, 1, 1], "ludb_record": LUDB_RECORD,
+                                 "min_max": "computed here as their dataset code writes it"})
 
 
 def main(argv: list[str] | None = None) -> int:
