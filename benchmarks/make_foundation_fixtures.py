@@ -140,7 +140,7 @@ def make_stmem(repo: Path, out: Path, ludb: Path) -> None:
     from util.transforms import HighpassFilter, LowpassFilter, Standardize
 
     cfg = {"seq_len": 2250, "patch_size": 75, "num_leads": 12, "width": 32, "depth": 2,
-           "mlp_dim": 64, "heads": 4, "dim_head": 8, "qkv_bias": True}
+           "mlp_dim": 64, "heads": 2, "dim_head": 64, "qkv_bias": True}
     torch.manual_seed(0)
     model = ST_MEM_ViT(**cfg)
     _randomise(model, seed=0)

@@ -146,6 +146,11 @@ def _load_encoder(path: Path, device: str) -> Encoder:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix in (".pt", ".pth"):
         from ecgssl.compat.ecg_jepa import load_original_checkpoint
+        from ecgssl.models.foundation.checkpoints import load_foundation
+
+        found = load_foundation(path, device)  # ECGFounder, ST-MEM, MERL (by tensor layout)
+        if found is not None:
+            return Encoder(found[0], found[1], path)
 
         module = load_original_checkpoint(path).to(device)
         spec = {"encoder": {"name": "ecg_jepa_original", "overrides": dict(module.spec)},
@@ -245,7 +250,8 @@ def describe_checkpoint(path: str | Path) -> str:
             _, spec = load_segmentation_model(path)
             kind = "segmentation model"
         except SpecMismatchError:
-            spec, kind = load_encoder(path).spec, "encoder (original ECG-JEPA format)"
+            spec = load_encoder(path).spec
+            kind = f"encoder ({spec.get('foundation', {}).get('title', 'original ECG-JEPA')})"
     else:
         enc = load_encoder(path)
         spec, kind = enc.spec, "encoder"
@@ -257,6 +263,12 @@ def describe_checkpoint(path: str | Path) -> str:
              f"{', '.join(pre['leads'])}, units {pre.get('units', 'mV')}",
              f"  filters: {pre.get('filters')}  normalisation: {pre.get('normalisation')}"]
     training = spec.get("training")
+    if training and "licence" in training:  # a foundation model: terms and data first
+        lines.append(f"  licence: {training['licence']}"
+                     f"{'' if training['commercial_use'] else '  (NON-COMMERCIAL)'}")
+        lines.append("  pretraining data: " + "; ".join(
+            f"{d['database']} ({d.get('note', '')})" for d in training["pretraining_data"]))
+        lines.append(f"  applies itself: {json.dumps(pre.get('encoder_applies'))}")
     if training:
         lines.append(f"  training: {json.dumps(training)[:300]}")
     return "\n".join(lines)

@@ -213,17 +213,18 @@ def map_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
 def config_from_state_dict(state: Mapping[str, torch.Tensor], heads: int | None = None
                            ) -> dict[str, Any]:
-    """Constructor arguments from mapped keys. The head count cannot be read from the tensors:
-    ``heads`` defaults to the authors' (12 for width 768, 6 for 384); the qkv width gives
-    ``heads * dim_head``."""
+    """Constructor arguments from mapped keys. The head count cannot be read from the tensors;
+    by default it is the qkv width over 64, the authors' fixed ``dim_head`` (12 heads for
+    ViT-B, 6 for ViT-S)."""
     width = int(state["patch_proj.weight"].shape[0])
     patch = int(state["patch_proj.weight"].shape[1])
     depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
     inner = int(state["blocks.0.qkv.weight"].shape[0]) // 3
     if heads is None:
-        heads = {768: 12, 384: 6}.get(width)
-        if heads is None:
-            raise ValueError(f"cannot infer the head count of width {width}: pass heads=")
+        if inner % 64:
+            raise ValueError(f"qkv width {inner} is not a multiple of the authors' head width "
+                             "64: pass heads=")
+        heads = inner // 64
     if inner % heads:
         raise ValueError(f"qkv width {inner} is not a multiple of {heads} heads")
     return {"seq_len": patch * (state["pos_embed"].shape[0] - 2), "patch_size": patch,
