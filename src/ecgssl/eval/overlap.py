@@ -193,4 +193,6 @@ def check_suite_overlap(encoders: Mapping[str, Any], store, report=None) -> dict
             lines.append(f"  (pretraining names matched by name only: {found.unmatched_names})")
     if report is not None:
         report.add_text("Pretraining overlap", "\n".join(lines))
+        if isinstance(getattr(report, "meta", None), dict):  # report.json carries the counts
+            report.meta["pretraining_overlap"] = results
     return results
