@@ -14,8 +14,9 @@ Usage (CPU, a few seconds per model)::
         --hubert /path/to/HuBERT-ECG --ludb ../shared/data/ludb
 
 Each ``--<model>`` is optional (only the given ones are rewritten). Requires what the authors'
-code imports (einops for ST-MEM and MERL, transformers for HuBERT-ECG); modules their files import
-but the code used here never calls (h5py, torchvision) are replaced by empty stand-ins.
+code imports (einops for ST-MEM, transformers, biosppy, neurokit2 and loguru for HuBERT-ECG);
+modules their files import but the code used here never calls (h5py, torchvision, iterstrat,
+torcheval) are replaced by empty stand-ins.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from safetensors.torch import save_file
 LUDB_RECORD = "data/1"  # a 10 s, 500 Hz, 12-lead LUDB record (raw-record preprocessing check)
 
 
+def _placeholder(attr: str):
+    if attr.startswith("__"):
+        raise AttributeError(attr)
+    return type(attr, (), {})
+
+
 def _stub(*names: str) -> None:
     """Empty modules for imports the authors' files make but the code used here never calls."""
     for name in names:
@@ -41,6 +48,8 @@ def _stub(*names: str) -> None:
                 __import__(name)
             except ImportError:
                 mod = types.ModuleType(name)
+                # ``from stub import Name`` gets an inert placeholder class
+                mod.__getattr__ = _placeholder
                 sys.modules[name] = mod
                 parent, _, child = name.rpartition(".")
                 if parent:
@@ -211,6 +220,46 @@ def make_merl(repo: Path, out: Path, ludb: Path) -> None:
                     "record.features": rec_feats})
     _save(out, "merl", tensors, {"blocks": [1, 1, 1, 1], "ludb_record": LUDB_RECORD,
                                  "min_max": "computed here as their dataset code writes it"})
+
+
+def make_hubert(repo: Path, out: Path, ludb: Path) -> None:
+    import tempfile
+
+    import pandas as pd
+
+    _stub("iterstrat", "iterstrat.ml_stratifiers", "torcheval", "torcheval.metrics")
+    _import_from(repo, "code")
+    from dataset import ECGDataset  # their crop, lead flattening and decimation
+    from hubert_ecg import HuBERTECG, HuBERTECGConfig  # their model class
+    from utils import ecg_preprocessing  # their FIR band-pass + resampling + scaling
+
+    cfg = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "intermediate_size": 64, "conv_dim": [16, 16, 16, 16], "conv_kernel": [10, 3, 3, 2],
+           "conv_stride": [4, 2, 2, 2], "num_conv_pos_embeddings": 16,
+           "num_conv_pos_embedding_groups": 4, "classifier_proj_size": 8, "vocab_sizes": [10],
+           "ensemble_length": 1, "mask_time_prob": 0.0}
+    torch.manual_seed(0)
+    model = HuBERTECG(HuBERTECGConfig(**cfg))
+    _randomise(model, seed=0)
+    model.eval()
+    raw, names = _ludb_raw(ludb)
+    order = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
+    raw = raw[[names.index(n) for n in order]]
+    pre = ecg_preprocessing(raw, 500)  # (12, 5000) at 500 Hz, [-1, 1] per lead
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "rec.npy", pre)
+        pd.DataFrame({"filename": ["rec.npy"]}).to_csv(Path(tmp) / "d.csv", index=False)
+        seq, _ = ECGDataset(str(Path(tmp) / "d.csv"), tmp, downsampling_factor=5,
+                            pretrain=False, encode=True)[0]
+    x = torch.randn(2, 1200, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        feats = model(x).last_hidden_state
+        rec = model(seq[None]).last_hidden_state
+    tensors = {f"state.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({"x": x, "hidden": feats, "record.raw": torch.tensor(raw).float(),
+                    "record.preprocessed": torch.tensor(pre).float(), "record.sequence": seq,
+                    "record.hidden": rec})
+    _save(out, "hubert_ecg", tensors, {"config": cfg, "ludb_record": LUDB_RECORD})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,6 +137,11 @@ def load_encoder(path: str | Path, device: str = "cpu", pool: str | None = None)
 
 def _load_encoder(path: Path, device: str) -> Encoder:
     path = Path(path)
+    from ecgssl.models.foundation.checkpoints import load_foundation
+
+    found = load_foundation(path, device) if path.exists() else None  # by contents (#19)
+    if found is not None:
+        return Encoder(found[0], found[1], path)
     if path.is_dir():
         candidate = path / "encoder.safetensors"
         if not candidate.exists():
@@ -146,11 +151,6 @@ def _load_encoder(path: Path, device: str) -> Encoder:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix in (".pt", ".pth"):
         from ecgssl.compat.ecg_jepa import load_original_checkpoint
-        from ecgssl.models.foundation.checkpoints import load_foundation
-
-        found = load_foundation(path, device)  # ECGFounder, ST-MEM, MERL (by tensor layout)
-        if found is not None:
-            return Encoder(found[0], found[1], path)
 
         module = load_original_checkpoint(path).to(device)
         spec = {"encoder": {"name": "ecg_jepa_original", "overrides": dict(module.spec)},

@@ -25,7 +25,8 @@ from torch import nn
 from ecgssl.errors import SpecMismatchError
 
 # key -> module name under ecgssl.models.foundation (each has looks_like / unwrap /
-# from_state_dict and a CARD or card on the encoder)
+# from_state_dict; the encoder carries its model card). HuBERT-ECG comes as a Hugging Face
+# folder (config.json + model.safetensors), handled in load_foundation.
 MODELS = {"founder": "ecgfounder", "stmem": "stmem", "merl": "merl"}
 
 
@@ -77,9 +78,19 @@ def spec_for(module: nn.Module, report: Mapping[str, Any], path: Path | None = N
 
 def load_foundation(path: str | Path, device: str = "cpu", **overrides
                     ) -> tuple[nn.Module, dict[str, Any]] | None:
-    """(encoder in eval mode, spec) for a released foundation checkpoint; None when the file
-    is none of ``MODELS`` (e.g. an original ECG-JEPA release)."""
+    """(encoder in eval mode, spec) for a released foundation checkpoint: a ``.pt`` / ``.pth``
+    file of one of ``MODELS``, or a Hugging Face HuBERT-ECG folder (``config.json`` +
+    ``model.safetensors``); None for anything else (e.g. an original ECG-JEPA release)."""
     path = Path(path)
+    if path.is_dir():
+        from ecgssl.models.foundation import hubert_ecg
+
+        if not hubert_ecg.is_hf_dir(path):
+            return None
+        module, report = hubert_ecg.load_hf_dir(path, **overrides)
+        return module.to(device).eval(), spec_for(module, report, path)
+    if path.suffix not in (".pt", ".pth"):
+        return None
     ckpt = _read(path)
     key = detect(ckpt)
     if key is None:

@@ -11,13 +11,16 @@ encoder itself to spec-conform millivolt input. Every step is one dict with an `
   "order": n, "form": "ba"|"sos"}``: Butterworth, zero-phase (``filtfilt`` for the
   numerator/denominator form, ``sosfiltfilt`` for second-order sections: the two differ
   numerically, so the form the authors used is kept);
+- ``{"op": "fir", "btype": "bandpass", "hz": [lo, hi], "taps_s": s}``: windowed-sinc FIR
+  (``scipy.signal.firwin``, Hamming) of ``int(s * fs)`` taps (made odd), zero-phase
+  (``filtfilt`` with denominator 1), per lead;
 - ``{"op": "median_baseline", "window_s": w}``: subtract a median filter of ``w`` s (rounded up
   to an odd number of samples), per lead;
 - ``{"op": "zscore", "axis": "record"|"lead", "eps": e}``: subtract the mean and divide by the
   standard deviation (+ ``eps``) over the whole (leads, samples) window (``"record"``) or over
   each lead (``"lead"``); with ``eps == 0`` a zero deviation gives zeros (no division by zero);
-- ``{"op": "minmax", "axis": "record"|"lead", "eps": e}``: scale to [0, 1]
-  (``(x - min) / (max - min + eps)``).
+- ``{"op": "minmax", "axis": "record"|"lead", "eps": e, "range": [a, b]}``: scale to [a, b]
+  (default [0, 1]): ``a + (b - a) * (x - min) / (max - min + eps)``.
 
 Arithmetic is float64 (the authors' numpy code is), the result float32.
 """
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-OPS = ("notch", "butter", "median_baseline", "zscore", "minmax")
+OPS = ("notch", "butter", "fir", "median_baseline", "zscore", "minmax")
 
 
 def check_steps(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,6 +72,11 @@ def apply_steps(x: np.ndarray, fs: float, steps: Sequence[dict[str, Any]]) -> np
             else:
                 b, a = sps.butter(step["order"], step["hz"], btype=step["btype"], fs=fs)
                 y = sps.filtfilt(b, a, y, axis=-1)
+        elif op == "fir":
+            taps = int(step["taps_s"] * fs)
+            taps += 1 - taps % 2  # odd: a type-I linear-phase band-pass
+            b = sps.firwin(taps, [f / (fs / 2) for f in step["hz"]], pass_zero=False)
+            y = sps.filtfilt(b, np.array([1.0]), y, axis=-1)
         elif op == "median_baseline":
             k = int(step["window_s"] * fs) + 1
             k += 1 - k % 2  # odd, as a median filter needs
@@ -85,5 +93,8 @@ def apply_steps(x: np.ndarray, fs: float, steps: Sequence[dict[str, Any]]) -> np
         elif op == "minmax":
             axes, eps = _axes(step.get("axis", "record")), float(step.get("eps", 0.0))
             lo, hi = y.min(axis=axes, keepdims=True), y.max(axis=axes, keepdims=True)
+            a, b = step.get("range", (0.0, 1.0))
             y = np.divide(y - lo, hi - lo + eps, out=np.zeros_like(y), where=(hi - lo + eps) != 0)
+            if (a, b) != (0.0, 1.0):
+                y = a + (b - a) * y
     return y.astype(np.float32)
