@@ -62,3 +62,14 @@ def test_pickled_objects_are_refused_not_run(files):
     torch.save({"state_dict": {}, "args": argparse.Namespace(lr=1)}, files / "pickled.pth")
     with pytest.raises(SpecMismatchError, match="tensors only"):
         load_encoder(files / "pickled.pth")
+
+
+@pytest.mark.parametrize("name", ["founder.pth", "stmem.pth"])
+def test_frozen_encoder_segmentation_head_runs(files, name):
+    from ecgssl.models.seg_heads import build_seg_model
+
+    enc = load_encoder(files / name)
+    seg = build_seg_model(enc.module, n_leads=12, freeze_encoder=True)
+    n = enc.preprocessing["n_samples"]
+    out = seg(torch.randn(2, 12, n))
+    assert out.shape == (2, 12, 4, n) and torch.isfinite(out).all()

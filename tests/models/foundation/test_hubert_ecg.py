@@ -31,7 +31,7 @@ def test_raw_record_through_their_preprocessing_and_dataset(fixture):
     raw = tensors["record.raw"][None]  # (1, 12, 5000) at 500 Hz
     with torch.no_grad():
         assert_close(enc.prepare_input(raw)[0], tensors["record.sequence"])
-        assert_close(enc.forward_features(raw).transpose(1, 2), tensors["record.hidden"])
+        assert_close(enc.tokens(raw).transpose(1, 2), tensors["record.hidden"])
         assert_close(enc(raw), tensors["record.hidden"].mean(1))
 
 
@@ -39,8 +39,9 @@ def test_no_time_feature_map_for_segmentation(fixture):
     from ecgssl.errors import SpecMismatchError
 
     _, enc, _ = fixture
-    with pytest.raises(SpecMismatchError, match="not over time"):
-        enc.feature_pyramid(torch.zeros(1, 12, 5000))
+    for method in (enc.feature_pyramid, enc.forward_features):
+        with pytest.raises(SpecMismatchError, match="not over time"):
+            method(torch.zeros(1, 12, 5000))
 
 
 def test_hugging_face_folder_is_recognised(fixture, tmp_path):

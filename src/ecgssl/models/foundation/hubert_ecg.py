@@ -19,8 +19,9 @@ and resample to 500 Hz after; ecgssl resamples first (identical for 500 Hz input
 
 Feature map: the transformer's tokens run over the *concatenated* leads (token j covers a stretch
 of one lead, or the junction of two), not over time, so ``forward_features`` (B, D, N) is not a
-time map: ``feature_pyramid`` refuses (no segmentation decoder on this encoder). ``forward``
-is the authors' representation: the mean of the last hidden states.
+time map: ``forward_features`` and ``feature_pyramid`` refuse (no segmentation decoder on this
+encoder; ``tokens`` gives the token map). ``forward`` is the authors' representation: the mean of
+the last hidden states.
 """
 
 from __future__ import annotations
@@ -109,10 +110,27 @@ class HuBERTECGEncoder(FoundationEncoder):
         """(B, S) prepared sequence -> (B, D, N) last hidden states."""
         return self.hubert(input_values=x).last_hidden_state.transpose(1, 2)
 
+    def tokens(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
+        """(B, 12, T) mV -> (B, D, N) last hidden states over the lead-concatenated sequence."""
+        self._check(x, leads)
+        return self.encode(self.prepare_input(x))
+
+    def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
+        """The authors' representation: the mean of the last hidden states, (B, D)."""
+        from ecgssl.models.pooling import pool_features
+
+        return pool_features(self.tokens(x, leads), self.pool, dim=-1)
+
+    def forward_features(self, x, leads=None):
+        raise SpecMismatchError(_NO_TIME_MAP)
+
     def feature_pyramid(self, x, leads=None):
-        raise SpecMismatchError("HuBERT-ECG's tokens run over the 12 leads laid end to end, not "
-                                "over time: it has no time feature map for a segmentation "
-                                "decoder")
+        raise SpecMismatchError(_NO_TIME_MAP)
+
+
+_NO_TIME_MAP = ("HuBERT-ECG's tokens run over the 12 leads laid end to end, not over time: it "
+                "has no time feature map (no segmentation decoder on it); use forward (pooled) "
+                "or tokens()")
 
 
 @register_encoder("hubert_ecg")
