@@ -11,7 +11,7 @@ Usage (CPU, a few seconds per model)::
 
     python benchmarks/make_foundation_fixtures.py --out tests/fixtures/foundation \
         --founder /path/to/ECGFounder --stmem /path/to/ST-MEM --merl /path/to/MERL-ICML2024 \
-        --hubert /path/to/HuBERT-ECG --ludb ../shared/data/ludb
+        --hubert /path/to/HuBERT-ECG --ecgfm /path/to/fairseq-signals --ludb ../shared/data/ludb
 
 Each ``--<model>`` is optional (only the given ones are rewritten). Requires what the authors'
 code imports (einops for ST-MEM, transformers, biosppy, neurokit2 and loguru for HuBERT-ECG);
@@ -262,16 +262,83 @@ def make_hubert(repo: Path, out: Path, ludb: Path) -> None:
     _save(out, "hubert_ecg", tensors, {"config": cfg, "ludb_record": LUDB_RECORD})
 
 
+def _fairseq_signals_shims() -> None:
+    """Let fairseq-signals' model code import on Python 3.11 / transformers 5 (fixture making
+    only): dataclass instances as field defaults become default factories, hydra's config
+    schema is not registered, model files that need an older transformers (multimodal ones)
+    are skipped, and two data collators removed from transformers get placeholders."""
+    import copy
+    import dataclasses
+    import importlib
+
+    original_get_field = dataclasses._get_field
+
+    def get_field(cls, a_name, a_type, *args):
+        default = cls.__dict__.get(a_name, dataclasses.MISSING)
+        if (not isinstance(default, dataclasses.Field) and default is not dataclasses.MISSING
+                and default.__class__.__hash__ is None and dataclasses.is_dataclass(default)):
+            setattr(cls, a_name,
+                    dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d)))
+        return original_get_field(cls, a_name, a_type, *args)
+
+    dataclasses._get_field = get_field
+    import hydra.core.config_store as config_store
+    import transformers
+
+    config_store.ConfigStore.store = lambda self, *a, **k: None
+    for name in ("DataCollatorForWholeWordMask", "DataCollatorForLanguageModeling"):
+        if not hasattr(transformers, name):
+            setattr(transformers, name, type(name, (), {}))
+    original_import = importlib.import_module
+
+    def tolerant(name, package=None):
+        try:
+            return original_import(name, package)
+        except ImportError:
+            if name.startswith("fairseq_signals.models.") and "wav2vec2" not in name \
+                    and "ecg_transformer" not in name:
+                print(f"  (skipped {name}: needs another transformers)")
+                return types.ModuleType(name)
+            raise
+
+    importlib.import_module = tolerant
+
+
+def make_ecgfm(repo: Path, out: Path, ludb: Path) -> None:
+    _fairseq_signals_shims()
+    _import_from(repo)
+    from fairseq_signals.models.wav2vec2.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+
+    cfg = {"encoder_embed_dim": 32, "encoder_layers": 2, "encoder_ffn_embed_dim": 64,
+           "encoder_attention_heads": 4, "conv_feature_layers": "[(16, 2, 2)] * 4",
+           "conv_pos": 16, "conv_pos_groups": 4, "in_d": 12, "layer_norm_first": False,
+           "final_dim": 8}
+    tensors = {}
+    for tag, norm_first in (("post", False), ("pre", True)):
+        torch.manual_seed(0)
+        model = Wav2Vec2Model(Wav2Vec2Config(**{**cfg, "layer_norm_first": norm_first}))
+        _randomise(model, seed=1 + norm_first)
+        model.eval()
+        x = torch.randn(2, 12, 800, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            feats = model(source=x, mask=False, features_only=True)["x"]
+        tensors.update({f"{tag}.state.{k}": v for k, v in model.state_dict().items()})
+        tensors[f"{tag}.features"] = feats
+    tensors["x"] = x
+    _save(out, "ecgfm", tensors, {"config": cfg, "input": "random; ECG-FM's input transforms "
+                                  "(ecg_transform package) were not available"})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("tests/fixtures/foundation"))
     ap.add_argument("--ludb", type=Path, default=Path("../shared/data/ludb"))
-    for key in ("founder", "stmem", "merl", "hubert"):
+    for key in ("founder", "stmem", "merl", "hubert", "ecgfm"):
         ap.add_argument(f"--{key}", type=Path, help=f"checkout of the {key} authors' repository")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     makers = {"founder": make_founder}
-    makers.update({k: globals()[f"make_{k}"] for k in ("stmem", "merl", "hubert")
+    makers.update({k: globals()[f"make_{k}"] for k in ("stmem", "merl", "hubert", "ecgfm")
                    if f"make_{k}" in globals()})
     done = 0
     for key, make in makers.items():

@@ -27,7 +27,7 @@ from ecgssl.errors import SpecMismatchError
 # key -> module name under ecgssl.models.foundation (each has looks_like / unwrap /
 # from_state_dict; the encoder carries its model card). HuBERT-ECG comes as a Hugging Face
 # folder (config.json + model.safetensors), handled in load_foundation.
-MODELS = {"founder": "ecgfounder", "stmem": "stmem", "merl": "merl"}
+MODELS = {"founder": "ecgfounder", "stmem": "stmem", "merl": "merl", "ecgfm": "ecgfm"}
 
 
 def _module(name: str):
