@@ -155,7 +155,10 @@ def _load_encoder(path: Path, device: str) -> Encoder:
         module = load_original_checkpoint(path).to(device)
         spec = {"encoder": {"name": "ecg_jepa_original", "overrides": dict(module.spec)},
                 "preprocessing": dict(ORIGINAL_JEPA_PREPROCESSING),
-                "training": {"source": "original ECG-JEPA release"}}
+                "training": {"source": "original ECG-JEPA release",
+                             # what the paper (Kim 2024) pretrained on, for eval.overlap
+                             "pretraining_data": [{"database": d, "note": "paper"} for d in
+                                                  ("Chapman", "Ningbo", "CODE-15")]}}
         return Encoder(module.eval(), spec, path)
     from ecgssl.train.export import load_encoder as load_exported
 

@@ -61,3 +61,20 @@ def test_default_configuration_and_detection(fixture):
     enc = ecgfm.ecgfm_wav2vec2()
     assert enc.embed_dim == 768
     assert enc.forward_features(torch.zeros(1, 12, 2500)).shape == (1, 768, 156)
+
+
+def test_load_encoder_reads_the_yaml_beside_the_checkpoint(fixture, tmp_path):
+    import yaml
+
+    from ecgssl.api import describe_checkpoint, load_encoder
+
+    tensors, meta = fixture
+    torch.save({"model": group(tensors, "pre.state")}, tmp_path / "ecgfm.pt")
+    (tmp_path / "ecgfm.yaml").write_text(yaml.safe_dump(
+        {"model": {**meta["config"], "layer_norm_first": True}}))
+    enc = load_encoder(tmp_path / "ecgfm.pt")
+    assert enc.spec["training"]["load_report"]["assumed"] == []
+    with torch.no_grad():
+        assert_close(enc.module.encode(tensors["x"]).transpose(1, 2), tensors["pre.features"])
+    text = describe_checkpoint(tmp_path / "ecgfm.pt")
+    assert "PhysioNet2021" in text and "NON-COMMERCIAL" in text

@@ -96,8 +96,22 @@ def load_foundation(path: str | Path, device: str = "cpu", **overrides
     if key is None:
         return None
     mod = _module(MODELS[key])
+    if key == "ecgfm" and "config" not in overrides:
+        overrides = {**overrides, "config": _fairseq_yaml(path)}
     try:
         module, report = mod.from_state_dict(mod.unwrap(ckpt), **overrides)
     except ValueError as err:
         raise SpecMismatchError(f"{path}: looks like a {key} checkpoint but {err}") from err
     return module.to(device).eval(), spec_for(module, report, path)
+
+
+def _fairseq_yaml(path: Path) -> dict[str, Any] | None:
+    """The ``model`` section of the authors' YAML beside a fairseq checkpoint (same stem, as
+    ECG-FM's Hugging Face release has it), read with ``yaml.safe_load``; None when absent."""
+    import yaml
+
+    for candidate in (path.with_suffix(".yaml"), path.with_suffix(".yml")):
+        if candidate.is_file():
+            cfg = yaml.safe_load(candidate.read_text()) or {}
+            return dict(cfg.get("model", cfg))
+    return None
