@@ -267,8 +267,9 @@ def describe_checkpoint(path: str | Path) -> str:
              f"  filters: {pre.get('filters')}  normalisation: {pre.get('normalisation')}"]
     training = spec.get("training")
     if training and "licence" in training:  # a foundation model: terms and data first
-        lines.append(f"  licence: {training['licence']}"
-                     f"{'' if training['commercial_use'] else '  (NON-COMMERCIAL)'}")
+        terms = {True: "", False: "  (NON-COMMERCIAL)",
+                 None: "  (commercial use: not stated for the weights)"}
+        lines.append(f"  licence: {training['licence']}{terms[training['commercial_use']]}")
         lines.append("  pretraining data: " + "; ".join(
             f"{d['database']} ({d.get('note', '')})" for d in training["pretraining_data"]))
         lines.append(f"  applies itself: {json.dumps(pre.get('encoder_applies'))}")

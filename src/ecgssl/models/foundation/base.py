@@ -34,7 +34,8 @@ class ModelCard:
         code: the authors' repository (their code is read and run for the golden fixtures only).
         weights: where the released checkpoint is downloaded.
         licence: the weights' licence as the authors state it; ``commercial_use`` False for
-            non-commercial terms (CC BY-NC and the like) or when no licence grants it.
+            non-commercial terms (CC BY-NC and the like), None where the authors state no
+            licence for the weights (check their model card), True only where one grants it.
         pretraining_data: ``[{"database": name, "note": ...}]`` as the paper states them
             (``ecgssl.eval.overlap`` compares them with the evaluation data's sources).
         fs, n_samples, leads: the input the network was pretrained on (Hz, samples, order).
@@ -47,7 +48,7 @@ class ModelCard:
     code: str
     weights: str
     licence: str
-    commercial_use: bool
+    commercial_use: bool | None
     pretraining_data: tuple[dict[str, str], ...]
     fs: float
     n_samples: int

@@ -48,7 +48,7 @@ CARD = ModelCard(
             ".yaml); the .pt holds a pickled omegaconf config: re-save its 'model' entry",
     licence="MIT (repository badge); the weights are trained on MIMIC-IV-ECG (PhysioNet "
             "Credentialed Health Data licence) - check the model card before use",
-    commercial_use=False,
+    commercial_use=None,
     pretraining_data=({"database": "MIMIC-IV-ECG", "note": "v1.0 (README)"},
                       {"database": "PhysioNet2021", "note": "v1.0.3 (README): PTB-XL, PTB, "
                        "CPSC2018, CPSC-Extra, Georgia, INCART, Chapman, Ningbo"}),

@@ -39,14 +39,14 @@ STEPS = ({"op": "notch", "hz": 50.0, "q": 30.0},
          {"op": "zscore", "axis": "record", "eps": 1e-8})
 
 PRETRAINING = ({"database": "HEEDB",
-                "note": "Harvard-Emory ECG Database, about 10.8 M 12-lead ECGs (paper)"},)
+                "note": "Harvard-Emory ECG Database, over 10 M 12-lead ECGs (paper)"},)
 
 CARD_12 = ModelCard(
     key="founder", title="ECGFounder 12-lead (Li et al., NEJM AI 2025)",
     code="https://github.com/PKUDigitalHealth/ECGFounder",
     weights="https://huggingface.co/PKUDigitalHealth/ECGFounder (12_lead_ECGFounder.pth)",
     licence="MIT (code repository); check the Hugging Face model card for the weights",
-    commercial_use=True, pretraining_data=PRETRAINING, fs=500.0, n_samples=5000,
+    commercial_use=None, pretraining_data=PRETRAINING, fs=500.0, n_samples=5000,
     leads=tuple(LEADS_12), steps=STEPS,
     notes="HEEDB is not public: overlap with evaluation data is by database name only")
 CARD_1 = ModelCard(**{**CARD_12.__dict__, "key": "founder1",

@@ -37,7 +37,7 @@ CARD = ModelCard(
     weights="Google Drive folder in the authors' README (resnet18 encoder .pth, bare state dict)",
     licence="MIT (code repository; the weights are not separately licensed); MIMIC-IV-ECG, "
             "the pretraining data, is under the PhysioNet Credentialed Health Data licence",
-    commercial_use=True,
+    commercial_use=None,
     pretraining_data=({"database": "MIMIC-IV-ECG",
                        "note": "about 800 k ECG-report pairs (paper)"},),
     fs=500.0, n_samples=5000, leads=tuple(LEADS_12), steps=STEPS)
