@@ -40,6 +40,16 @@ def _placeholder(attr: str):
     return type(attr, (), {})
 
 
+_STUBS: list[str] = []
+
+
+def _unstub() -> None:
+    """Forget the stand-ins once the authors' files are imported (other libraries, e.g.
+    transformers, probe for the real packages)."""
+    while _STUBS:
+        sys.modules.pop(_STUBS.pop(), None)
+
+
 def _stub(*names: str) -> None:
     """Empty modules for imports the authors' files make but the code used here never calls."""
     for name in names:
@@ -51,18 +61,27 @@ def _stub(*names: str) -> None:
                 # ``from stub import Name`` gets an inert placeholder class
                 mod.__getattr__ = _placeholder
                 sys.modules[name] = mod
+                _STUBS.append(name)
                 parent, _, child = name.rpartition(".")
                 if parent:
                     setattr(sys.modules[parent], child, mod)
 
 
+_INSERTED: list[str] = []
+
+
 def _import_from(repo: Path, *paths: str):
     """Put ``repo`` (and sub-folders) first on sys.path, forgetting same-named modules."""
+    for old in _INSERTED:  # an earlier repository's util.py would shadow this one's util/
+        while old in sys.path:
+            sys.path.remove(old)
+    _INSERTED.clear()
     for sub in reversed(paths or ("",)):
         sys.path.insert(0, str(repo / sub))
+        _INSERTED.append(str(repo / sub))
     for name in list(sys.modules):
         if name.split(".")[0] in ("models", "utils", "net1d", "util", "dataset", "vit1d",
-                                  "resnet1d", "hubert_ecg"):
+                                  "resnet1d", "hubert_ecg", "fairseq_signals"):
             del sys.modules[name]
 
 
@@ -128,6 +147,8 @@ def make_founder(repo: Path, out: Path, ludb: Path) -> None:
     # Their preprocessing of a raw record (dataset.py: filter_bandpass at 500 Hz, then one z-score
     # over the whole array with eps 1e-8: their z_score_normalization method, called unbound).
     from dataset import LVEF_12lead_cls_Dataset
+
+    _unstub()
 
     raw, names = _ludb_raw(ludb)
     order = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
@@ -232,6 +253,8 @@ def make_hubert(repo: Path, out: Path, ludb: Path) -> None:
     from dataset import ECGDataset  # their crop, lead flattening and decimation
     from hubert_ecg import HuBERTECG, HuBERTECGConfig  # their model class
     from utils import ecg_preprocessing  # their FIR band-pass + resampling + scaling
+
+    _unstub()
 
     cfg = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
            "intermediate_size": 64, "conv_dim": [16, 16, 16, 16], "conv_kernel": [10, 3, 3, 2],
