@@ -73,3 +73,12 @@ def test_frozen_encoder_segmentation_head_runs(files, name):
     n = enc.preprocessing["n_samples"]
     out = seg(torch.randn(2, 12, n))
     assert out.shape == (2, 12, 4, n) and torch.isfinite(out).all()
+
+
+def test_ecgssl_info_prints_the_model_card(files, capsys):
+    from ecgssl.cli import main
+
+    assert main(["info", str(files / "founder.pth")]) == 0
+    out = capsys.readouterr().out
+    assert "ecgfounder_12lead" in out and "HEEDB" in out and "not stated" in out
+    assert "500 Hz, 5000 samples" in out and '"op": "notch"' in out
