@@ -19,7 +19,8 @@ def fixture():
 def test_encoder_matches_fairseq_signals(fixture, tag, norm_first):
     tensors, meta = fixture
     cfg = {**meta["config"], "layer_norm_first": norm_first}
-    enc, report = ecgfm.from_state_dict(group(tensors, f"{tag}.state"), cfg, authors_steps=False)
+    enc, report = ecgfm.from_state_dict(group(tensors, f"{tag}.state"), cfg, authors_steps=False,
+                                        segment=None)
     assert report["assumed"] == []
     assert report["dropped_tensors"]["pretraining / classifier parts"] >= 4  # project_q, final_proj
     assert enc.layer_norm_first is norm_first and enc.stride == 16
@@ -32,7 +33,7 @@ def test_encoder_matches_fairseq_signals(fixture, tag, norm_first):
 def test_without_the_yaml_the_assumptions_are_reported(fixture):
     tensors, _ = fixture
     enc, report = ecgfm.from_state_dict(group(tensors, "post.state"), heads=4,
-                                        authors_steps=False)
+                                        authors_steps=False, segment=None)
     assert "conv strides = kernel sizes" in report["assumed"]
     with torch.no_grad():  # the defaults happen to be this fixture's (post-norm, stride 2)
         assert_close(enc.forward_features(tensors["x"]).transpose(1, 2), tensors["post.features"])
@@ -61,6 +62,22 @@ def test_default_configuration_and_detection(fixture):
     enc = ecgfm.ecgfm_wav2vec2()
     assert enc.embed_dim == 768
     assert enc.forward_features(torch.zeros(1, 12, 2500)).shape == (1, 768, 156)
+    assert enc.forward_features(torch.zeros(1, 12, 5000)).shape == (1, 768, 312)
+
+
+def test_a_10s_record_is_two_5s_segments(fixture):
+    tensors, meta = fixture
+    enc, _ = ecgfm.from_state_dict(group(tensors, "post.state"), meta["config"],
+                                   authors_steps=False, segment=400)
+    x = tensors["x"]  # 800 samples = two segments of 400
+    with torch.no_grad():
+        both = enc(x)
+        halves = (enc(x[..., :400]) + enc(x[..., 400:])) / 2
+        assert_close(both, halves)
+        assert_close(enc.forward_features(x)[..., :enc.encode_segment(x[..., :400]).shape[-1]],
+                     enc.encode_segment(x[..., :400]))
+    with pytest.raises(ValueError, match="not a multiple"):
+        enc(x[..., :700])
 
 
 def test_load_encoder_reads_the_yaml_beside_the_checkpoint(fixture, tmp_path):
@@ -74,7 +91,9 @@ def test_load_encoder_reads_the_yaml_beside_the_checkpoint(fixture, tmp_path):
         {"model": {**meta["config"], "layer_norm_first": True}}))
     enc = load_encoder(tmp_path / "ecgfm.pt")
     assert enc.spec["training"]["load_report"]["assumed"] == []
+    assert enc.preprocessing["n_samples"] == 5000
     with torch.no_grad():
-        assert_close(enc.module.encode(tensors["x"]).transpose(1, 2), tensors["pre.features"])
+        assert_close(enc.module.encode_segment(tensors["x"]).transpose(1, 2),
+                     tensors["pre.features"])
     text = describe_checkpoint(tmp_path / "ecgfm.pt")
     assert "PhysioNet2021" in text and "commercial use: not stated" in text

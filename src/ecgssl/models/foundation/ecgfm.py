@@ -17,10 +17,15 @@ What a state dict does not say (strides, heads, ``layer_norm_first``): taken fro
 YAML config when given (``config=``), else fairseq-signals' defaults (stride = kernel, 12 heads
 for width 768, post-norm), and the load report lists each assumption.
 
-Input pipeline (ECG-FM's quickstart notebook, its ``ecg_transform`` transforms): 500 Hz, 5 s
-segments (2500 samples), 12 leads I, II, III, aVR, aVL, aVF, V1-V6, constant leads set to zero,
-then ``Standardize()``. The ``ecg_transform`` package was not available here: the per-lead
-z-score below is an assumption from its name and the notebook, not checked against its code.
+Input pipeline (ECG-FM's quickstart notebook, its ``ecg_transform`` transforms): 500 Hz, 12
+leads I, II, III, aVR, aVL, aVF, V1-V6, constant leads set to zero, ``Standardize()`` over the
+record, then non-overlapping 5 s segments (2500 samples) for the network. The spec takes a 10 s
+record (5000 samples, like the other 500 Hz models, so they share one store); each 5 s segment
+is encoded on its own and the feature maps are concatenated in time, so ``forward`` (the time
+mean) is the mean of the segments' embeddings (the authors aggregate per-segment *predictions*
+by mean or max; embeddings have no such choice). The ``ecg_transform`` package was not
+available here: the per-lead z-score is an assumption from its name and the notebook, not
+checked against its code.
 """
 
 from __future__ import annotations
@@ -52,13 +57,13 @@ CARD = ModelCard(
     pretraining_data=({"database": "MIMIC-IV-ECG", "note": "v1.0 (README)"},
                       {"database": "PhysioNet2021", "note": "v1.0.3 (README): PTB-XL, PTB, "
                        "CPSC2018, CPSC-Extra, Georgia, INCART, Chapman, Ningbo"}),
-    fs=500.0, n_samples=2500, leads=tuple(LEADS_12), steps=STEPS,
+    fs=500.0, n_samples=5000, leads=tuple(LEADS_12), steps=STEPS,
     notes="golden parity established for the network only (fairseq-signals code run on "
           "random weights); the input standardisation is not verified")
 
 DEFAULTS = {"conv_layers": [[256, 2, 2]] * 4, "embed_dim": 768, "layers": 12, "ffn_dim": 3072,
             "heads": 12, "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16,
-            "extractor_mode": "default", "conv_bias": False}
+            "extractor_mode": "default", "conv_bias": False, "segment": 2500}
 
 
 class Attention(nn.Module):
@@ -119,8 +124,8 @@ class ECGFMEncoder(FoundationEncoder):
                  conv_layers: Sequence[Sequence[int]] = tuple(DEFAULTS["conv_layers"]),
                  embed_dim: int = 768, layers: int = 12, ffn_dim: int = 3072, heads: int = 12,
                  layer_norm_first: bool = False, conv_pos: int = 128, conv_pos_groups: int = 16,
-                 extractor_mode: str = "default", conv_bias: bool = False, pool: str = "mean",
-                 authors_steps: bool = True):
+                 extractor_mode: str = "default", conv_bias: bool = False,
+                 segment: int | None = 2500, pool: str = "mean", authors_steps: bool = True):
         super().__init__(CARD.fs, CARD.steps if authors_steps else None, pool)
         if extractor_mode not in ("default", "layer_norm"):
             raise ValueError(f"extractor_mode must be 'default' or 'layer_norm', not "
@@ -136,14 +141,18 @@ class ECGFMEncoder(FoundationEncoder):
         self.features = nn.ModuleList(blocks)
         self.feat_norm = nn.LayerNorm(c_in)
         self.proj = nn.Linear(c_in, embed_dim) if c_in != embed_dim else None
-        self.pos_v = nn.Parameter(torch.zeros(embed_dim, embed_dim // conv_pos_groups, conv_pos))
-        self.pos_g = nn.Parameter(torch.ones(1, 1, conv_pos))
+        # A fresh (random-init twin) model starts as fairseq's does: v ~ N(0, 4 / (k D)) and
+        # g = ||v||, so that the weight-normed kernel equals v (a zero v would divide by zero).
+        v = torch.randn(embed_dim, embed_dim // conv_pos_groups, conv_pos)
+        v *= (4.0 / (conv_pos * embed_dim)) ** 0.5
+        self.pos_v = nn.Parameter(v)
+        self.pos_g = nn.Parameter(v.norm(dim=(0, 1), keepdim=True))
         self.pos_bias = nn.Parameter(torch.zeros(embed_dim))
         self.conv_pos, self.conv_pos_groups = conv_pos, conv_pos_groups
         self.layers = nn.ModuleList(Layer(embed_dim, ffn_dim, heads, layer_norm_first)
                                     for _ in range(layers))
         self.enc_norm = nn.LayerNorm(embed_dim)
-        self.layer_norm_first = layer_norm_first
+        self.layer_norm_first, self.segment = layer_norm_first, segment
         self.embed_dim = int(embed_dim)
         self.stride = int(torch.tensor([c[2] for c in conv_layers]).prod())
         self.spec = {"name": name, "class": "ECGFMEncoder", "overrides": {
@@ -151,9 +160,25 @@ class ECGFMEncoder(FoundationEncoder):
             "layers": layers, "ffn_dim": ffn_dim, "heads": heads,
             "layer_norm_first": layer_norm_first, "conv_pos": conv_pos,
             "conv_pos_groups": conv_pos_groups, "extractor_mode": extractor_mode,
-            "conv_bias": conv_bias, "pool": pool, "authors_steps": authors_steps}}
+            "conv_bias": conv_bias, "segment": segment, "pool": pool,
+            "authors_steps": authors_steps}}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, T) -> (B, D, T'): each ``segment`` of the input encoded on its own (T must be
+        a multiple of it), the segments' maps concatenated in time."""
+        seg = self.segment
+        if seg is None or x.shape[-1] == seg:
+            return self.encode_segment(x)
+        if x.shape[-1] % seg:
+            raise ValueError(f"ECG-FM encodes {seg}-sample segments; an input of {x.shape[-1]} "
+                             f"samples is not a multiple (crop or pad it to one)")
+        b, n_leads, t = x.shape
+        parts = x.reshape(b, n_leads, t // seg, seg).permute(0, 2, 1, 3).reshape(-1, n_leads, seg)
+        maps = self.encode_segment(parts)  # (B * S, D, t')
+        return maps.reshape(b, t // seg, maps.shape[1], -1).permute(0, 2, 1, 3).flatten(2)
+
+    def encode_segment(self, x: torch.Tensor) -> torch.Tensor:
+        """One segment (B, L, T) -> (B, D, T') through the wav2vec 2.0 encoder."""
         for block in self.features:
             x = block(x)
         x = self.feat_norm(x.transpose(1, 2))  # (B, T', C)

@@ -106,9 +106,11 @@ class STMEMEncoder(FoundationEncoder):
         self.patch_norm1 = nn.LayerNorm(patch_size)
         self.patch_proj = nn.Linear(patch_size, width)
         self.patch_norm2 = nn.LayerNorm(width)
-        self.pos_embed = nn.Parameter(torch.zeros(self.n_patches + 2, width))
-        self.sep_embed = nn.Parameter(torch.zeros(width))
-        self.lead_embed = nn.Parameter(torch.zeros(len(self.lead_order), width))
+        # Fresh (random-init twin) embeddings: N(0, 0.02), as the authors initialise SEP and
+        # lead embeddings (their positional table is sin-cos; a checkpoint replaces all three).
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(self.n_patches + 2, width))
+        self.sep_embed = nn.Parameter(0.02 * torch.randn(width))
+        self.lead_embed = nn.Parameter(0.02 * torch.randn(len(self.lead_order), width))
         self.blocks = nn.ModuleList(Block(width, mlp_dim, heads, dim_head, qkv_bias)
                                     for _ in range(depth))
         self.norm = nn.LayerNorm(width)
