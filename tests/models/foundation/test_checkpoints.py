@@ -95,3 +95,10 @@ def test_random_init_twins_are_finite(name):
         z = enc(x)
     assert z.shape == (2, enc.pooled_dim) and torch.isfinite(z).all()
     assert z.std(0).mean() > 0  # two different inputs give different embeddings
+
+
+def test_registry_n_leads_must_fit():
+    assert create_encoder("ecgfounder_12lead", n_leads=12, filter_list=[8, 16],
+                          m_blocks_list=[1, 1], base_filters=8, groups_width=4).embed_dim == 16
+    with pytest.raises(ValueError, match="n_leads=8 does not fit"):
+        create_encoder("stmem_vit_base", n_leads=8)

@@ -73,6 +73,15 @@ class ModelCard:
         return d
 
 
+def take_n_leads(kwargs: dict[str, Any], leads: Sequence[str], name: str) -> None:
+    """Remove a registry-style ``n_leads`` from factory kwargs; refuse one that does not fit
+    (these networks read exactly their leads)."""
+    n = kwargs.pop("n_leads", None)
+    if n is not None and int(n) != len(leads):
+        raise ValueError(f"{name} reads exactly the {len(leads)} leads {list(leads)}; "
+                         f"n_leads={n} does not fit")
+
+
 class FoundationEncoder(nn.Module):
     """Base class: input pipeline + pooling around a subclass's ``encode`` (B, L, T) -> (B, D, T').
 

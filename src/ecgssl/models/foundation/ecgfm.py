@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.data.leads import LEADS_12
-from ecgssl.models.foundation.base import FoundationEncoder, ModelCard
+from ecgssl.models.foundation.base import FoundationEncoder, ModelCard, take_n_leads
 from ecgssl.models.registry import register_encoder
 
 STEPS = ({"op": "zscore", "axis": "lead", "eps": 0.0},)
@@ -203,7 +203,7 @@ class ECGFMEncoder(FoundationEncoder):
 @register_encoder("ecgfm_wav2vec2")
 def ecgfm_wav2vec2(**kwargs) -> ECGFMEncoder:
     """The ECG-FM encoder with fairseq-signals' default sizes (about 90 M parameters)."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "ecgfm_wav2vec2")
     return ECGFMEncoder(name="ecgfm_wav2vec2", **{**DEFAULTS, **kwargs})
 
 

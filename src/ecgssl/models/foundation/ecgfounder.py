@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.data.leads import LEADS_12
-from ecgssl.models.foundation.base import FoundationEncoder, ModelCard
+from ecgssl.models.foundation.base import FoundationEncoder, ModelCard, take_n_leads
 from ecgssl.models.registry import register_encoder
 
 STEPS = ({"op": "notch", "hz": 50.0, "q": 30.0},
@@ -162,14 +162,14 @@ class Net1DEncoder(FoundationEncoder):
 @register_encoder("ecgfounder_12lead")
 def ecgfounder_12lead(**kwargs) -> Net1DEncoder:
     """The released 12-lead ECGFounder trunk (about 31 M parameters)."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "ecgfounder_12lead")
     return Net1DEncoder(name="ecgfounder_12lead", **{**RELEASED, **kwargs})
 
 
 @register_encoder("ecgfounder_1lead")
 def ecgfounder_1lead(**kwargs) -> Net1DEncoder:
     """The released single-lead (lead I) ECGFounder trunk."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", ["I"]), "ecgfounder_1lead")
     return Net1DEncoder(name="ecgfounder_1lead", **{"leads": ["I"], **RELEASED, **kwargs})
 
 

@@ -36,7 +36,7 @@ import torch
 
 from ecgssl.data.leads import LEADS_12
 from ecgssl.errors import SpecMismatchError
-from ecgssl.models.foundation.base import FoundationEncoder, ModelCard
+from ecgssl.models.foundation.base import FoundationEncoder, ModelCard, take_n_leads
 from ecgssl.models.registry import register_encoder
 
 STEPS = ({"op": "fir", "btype": "bandpass", "hz": [0.05, 47.0], "taps_s": 0.3},
@@ -136,7 +136,7 @@ _NO_TIME_MAP = ("HuBERT-ECG's tokens run over the 12 leads laid end to end, not 
 @register_encoder("hubert_ecg")
 def hubert_ecg(**kwargs) -> HuBERTECGEncoder:
     """HuBERT-ECG; ``config`` = the checkpoint's config.json fields (default: HubertConfig's)."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "hubert_ecg")
     return HuBERTECGEncoder(name="hubert_ecg", **kwargs)
 
 

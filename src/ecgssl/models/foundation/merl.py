@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.data.leads import LEADS_12
-from ecgssl.models.foundation.base import FoundationEncoder, ModelCard
+from ecgssl.models.foundation.base import FoundationEncoder, ModelCard, take_n_leads
 from ecgssl.models.registry import register_encoder
 
 STEPS = ({"op": "minmax", "axis": "record", "eps": 1e-8},)
@@ -103,7 +103,7 @@ class MERLResNetEncoder(FoundationEncoder):
 @register_encoder("merl_resnet18")
 def merl_resnet18(**kwargs) -> MERLResNetEncoder:
     """MERL's released ResNet-18 ECG encoder (about 3.9 M parameters)."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "merl_resnet18")
     return MERLResNetEncoder(name="merl_resnet18", **{**RELEASED, **kwargs})
 
 

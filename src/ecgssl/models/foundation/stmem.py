@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.data.leads import LEADS_12
-from ecgssl.models.foundation.base import FoundationEncoder, ModelCard
+from ecgssl.models.foundation.base import FoundationEncoder, ModelCard, take_n_leads
 from ecgssl.models.pooling import pool_features
 from ecgssl.models.registry import register_encoder
 
@@ -152,7 +152,7 @@ class STMEMEncoder(FoundationEncoder):
 @register_encoder("stmem_vit_base")
 def stmem_vit_base(**kwargs) -> STMEMEncoder:
     """The released ST-MEM encoder, ViT-B/75 (about 86 M parameters)."""
-    kwargs.pop("n_leads", None)
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "stmem_vit_base")
     return STMEMEncoder(name="stmem_vit_base", **{**RELEASED, **kwargs})
 
 
