@@ -241,6 +241,24 @@ def make_merl(repo: Path, out: Path, ludb: Path) -> None:
                     "record.features": rec_feats})
     _save(out, "merl", tensors, {"blocks": [1, 1, 1, 1], "ludb_record": LUDB_RECORD,
                                  "min_max": "computed here as their dataset code writes it"})
+    # MERL's ViT (their utils/vit1d.py, the pretraining encoder), shrunk; the raw record is the
+    # one stored in merl.safetensors.
+    _import_from(repo, "utils")
+    from vit1d import ViT
+
+    cfg = {"num_leads": 12, "seq_len": 5000, "patch_size": 50, "width": 32, "depth": 2,
+           "mlp_dim": 64, "heads": 2, "dim_head": 64}
+    torch.manual_seed(0)
+    vit = ViT(**cfg)
+    _randomise(vit, seed=3)
+    vit.eval()
+    x = torch.randn(1, 12, 5000, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        feats = vit.forward_encoding(x)
+        rec = vit.forward_encoding(torch.tensor(pre[None], dtype=torch.float32))
+    tensors = {f"state.{k}": v for k, v in vit.state_dict().items()}
+    tensors.update({"x": x, "features": feats, "record.features": rec})
+    _save(out, "merl_vit", tensors, {"config": cfg, "ludb_record": LUDB_RECORD})
 
 
 def make_hubert(repo: Path, out: Path, ludb: Path) -> None:

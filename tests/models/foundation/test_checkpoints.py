@@ -85,7 +85,7 @@ def test_ecgssl_info_prints_the_model_card(files, capsys):
 
 
 @pytest.mark.parametrize("name", ["ecgfounder_12lead", "ecgfounder_1lead", "stmem_vit_base",
-                                  "merl_resnet18", "ecgfm_wav2vec2"])
+                                  "merl_resnet18", "merl_vit_tiny", "ecgfm_wav2vec2"])
 def test_random_init_twins_are_finite(name):
     """The suite's random-init rows are built from the registry: fresh weights must work."""
     torch.manual_seed(0)

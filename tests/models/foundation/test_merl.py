@@ -66,3 +66,19 @@ def test_released_configuration():
     assert enc.embed_dim == 512 and enc.stride == 16
     assert enc.forward_features(torch.zeros(1, 12, 5000)).shape == (1, 512, 313)
     assert np.isclose(sum(p.numel() for p in enc.parameters()) / 1e6, 3.85, atol=0.1)
+
+
+def test_vit_matches_authors_code():
+    tensors, meta = load_fixture("merl_vit")
+    raw = load_fixture("merl")[0]["record.raw"]
+    enc, report = merl.from_state_dict(group(tensors, "state"), authors_steps=False)
+    assert isinstance(enc, merl.MERLViTEncoder) and enc.spec["overrides"]["heads"] == 2
+    with torch.no_grad():
+        assert_close(enc(tensors["x"]), tensors["features"])
+        assert enc.forward_features(tensors["x"]).shape == (1, 32, 100)
+    enc, _ = merl.from_state_dict({f"ecg_encoder.{k}": v
+                                   for k, v in group(tensors, "state").items()})
+    with torch.no_grad():  # end to end: raw mV, their min-max, their ViT
+        assert_close(enc(raw[None]), tensors["record.features"])
+    with pytest.raises(ValueError, match="positional embedding per patch"):
+        enc(torch.zeros(1, 12, 2500))

@@ -7,8 +7,14 @@ ReLU; four stages of basic blocks (two k-3 convs with BatchNorm, ReLU; a 1x1 con
 shortcut when the shape changes), widths 64, 128, 256, 512, stride 2 in the first block of stages
 2-4 (total stride 16: 313 steps for 5000 samples). The representation used for the paper's linear
 probing is the time mean of the last stage (512 values), what ``forward`` returns. BatchNorm runs
-on its stored statistics (eval mode). Only the basic-block ResNets (18, 34) are implemented: the
-bottleneck ResNet-50/101 and the ViT variants of MERL's release are not.
+on its stored statistics (eval mode). Only the basic-block ResNets (18, 34) are implemented, not
+the bottleneck ResNet-50/101.
+
+MERL's ViT encoders (``vit1d.py``; ViT-tiny 192 wide, 12 blocks, 3 heads of 64): a patch
+convolution (12 leads -> width, kernel = stride = 50, no bias), a learned positional embedding
+per patch (so the input must be exactly ``seq_len`` samples), the same pre-norm transformer
+blocks as ST-MEM's, and the representation LayerNorm(mean of the tokens) (``forward``);
+``forward_features`` is the per-patch LayerNorm of the tokens, (B, width, seq_len / 50).
 
 Input pipeline (the authors' ``finetune/finetune_dataset.py``): 500 Hz, the first 5000 samples,
 12 leads in WFDB order (I, II, III, aVR, aVL, aVF, V1-V6); min-max scaling of the whole (leads,
@@ -32,9 +38,10 @@ from ecgssl.models.registry import register_encoder
 STEPS = ({"op": "minmax", "axis": "record", "eps": 1e-8},)
 
 CARD = ModelCard(
-    key="merl", title="MERL ResNet-18 ECG encoder (Liu et al., ICML 2024)",
+    key="merl", title="MERL ECG encoder (Liu et al., ICML 2024)",
     code="https://github.com/cheliu-computation/MERL-ICML2024",
-    weights="Google Drive folder in the authors' README (resnet18 encoder .pth, bare state dict)",
+    weights="Google Drive folder in the authors' README (ResNet-18 / ViT-tiny encoder .pth, "
+            "bare state dicts)",
     licence="MIT (code repository; the weights are not separately licensed); MIMIC-IV-ECG, "
             "the pretraining data, is under the PhysioNet Credentialed Health Data licence",
     commercial_use=None,
@@ -107,13 +114,71 @@ def merl_resnet18(**kwargs) -> MERLResNetEncoder:
     return MERLResNetEncoder(name="merl_resnet18", **{**RELEASED, **kwargs})
 
 
+class MERLViTEncoder(FoundationEncoder):
+    """MERL's ViT as an ecgssl encoder: (B, 12, seq_len) mV -> (B, width, seq_len / patch)."""
+
+    def __init__(self, name: str = "merl_vit_tiny", leads: Sequence[str] = tuple(LEADS_12),
+                 seq_len: int = 5000, patch_size: int = 50, width: int = 192, depth: int = 12,
+                 mlp_dim: int = 768, heads: int = 3, dim_head: int = 64, qkv_bias: bool = True,
+                 pool: str = "mean", authors_steps: bool = True):
+        from ecgssl.models.foundation.stmem import Block
+
+        super().__init__(CARD.fs, CARD.steps if authors_steps else None, pool)
+        if seq_len % patch_size:
+            raise ValueError(f"seq_len {seq_len} is not a multiple of patch_size {patch_size}")
+        self.card, self.lead_order = CARD, list(leads)
+        self.seq_len = seq_len
+        self.patch = nn.Conv1d(len(self.lead_order), width, patch_size, stride=patch_size,
+                               bias=False)
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(seq_len // patch_size, width))
+        self.blocks = nn.ModuleList(Block(width, mlp_dim, heads, dim_head, qkv_bias)
+                                    for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.embed_dim, self.stride = int(width), int(patch_size)
+        self.spec = {"name": name, "class": "MERLViTEncoder", "overrides": {
+            "leads": list(self.lead_order), "seq_len": seq_len, "patch_size": patch_size,
+            "width": width, "depth": depth, "mlp_dim": mlp_dim, "heads": heads,
+            "dim_head": dim_head, "qkv_bias": qkv_bias, "pool": pool,
+            "authors_steps": authors_steps}}
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.seq_len:
+            raise ValueError(f"MERL's ViT has one positional embedding per patch of a "
+                             f"{self.seq_len}-sample input; got {x.shape[-1]} samples")
+        x = self.patch(x).transpose(1, 2) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return x  # (B, n, width)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.tokens(x)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
+        """The authors' representation for ``pool="mean"``: LayerNorm(mean of the tokens)."""
+        from ecgssl.models.pooling import pool_features
+
+        if self.pool != "mean":
+            return pool_features(self.forward_features(x, leads), self.pool, dim=-1)
+        self._check(x, leads)
+        return self.norm(self.tokens(self.prepare_input(x)).mean(dim=1))
+
+
+@register_encoder("merl_vit_tiny")
+def merl_vit_tiny(**kwargs) -> MERLViTEncoder:
+    """MERL's ViT-tiny ECG encoder (192 wide, 12 blocks, 3 heads; about 5.6 M parameters)."""
+    take_n_leads(kwargs, kwargs.get("leads", LEADS_12), "merl_vit_tiny")
+    return MERLViTEncoder(name="merl_vit_tiny", **kwargs)
+
+
 # ------------------------------------------------------------------------------ checkpoint
 
 
 
 def looks_like(state: Mapping[str, Any]) -> bool:
     keys = {k.removeprefix("module.").removeprefix("ecg_encoder.") for k in state}
-    return "conv1.weight" in keys and "layer1.0.conv1.weight" in keys
+    resnet = "conv1.weight" in keys and "layer1.0.conv1.weight" in keys
+    vit = "to_patch_embedding.weight" in keys and "block0.attn.fn.to_qkv.weight" in keys
+    return resnet or vit
 
 
 def map_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
@@ -149,11 +214,63 @@ def map_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
     return out, dropped
 
 
+def vit_from_state_dict(state: Mapping[str, torch.Tensor], heads: int | None = None,
+                        **overrides) -> tuple[MERLViTEncoder, dict[str, Any]]:
+    """A ``MERLViTEncoder`` from the authors' ViT keys (ST-MEM's block names; the head count is
+    the qkv width over the authors' fixed head width 64 unless given)."""
+    from ecgssl.compat.ecg_jepa import load_checked
+    from ecgssl.models.foundation.stmem import _KEYMAP as BLOCK_KEYS
+
+    state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in state.items()}
+    dropped = {"head": 0, "not the ECG encoder (text model, projections)": 0}
+    if any(k.startswith("ecg_encoder.") for k in state):
+        dropped["not the ECG encoder (text model, projections)"] = sum(
+            not k.startswith("ecg_encoder.") for k in state)
+        state = {k[len("ecg_encoder."):]: v for k, v in state.items()
+                 if k.startswith("ecg_encoder.")}
+    out, unknown = {}, []
+    for key, value in state.items():
+        if key == "to_patch_embedding.weight":
+            out["patch.weight"] = value
+        elif key == "pos_embedding":
+            out["pos_embed"] = value.reshape(value.shape[-2], value.shape[-1])
+        elif key.startswith("head."):
+            dropped["head"] += 1
+        else:
+            for pattern, repl in BLOCK_KEYS:
+                if pattern.startswith(("^block", "^norm")) and re.match(pattern, key):
+                    out[re.sub(pattern, repl, key)] = value
+                    break
+            else:
+                unknown.append(key)
+    if unknown:
+        raise ValueError(f"MERL ViT checkpoint has keys this loader does not know: {unknown[:8]}")
+    width, n_leads, patch = (int(d) for d in out["patch.weight"].shape)
+    inner = int(out["blocks.0.qkv.weight"].shape[0]) // 3
+    if heads is None:
+        if inner % 64:
+            raise ValueError(f"qkv width {inner} is not a multiple of 64: pass heads=")
+        heads = inner // 64
+    if n_leads != 12:
+        raise ValueError(f"MERL ViT has 12 input leads; this one {n_leads}")
+    cfg = {"seq_len": patch * out["pos_embed"].shape[0], "patch_size": patch, "width": width,
+           "depth": 1 + max(int(k.split(".")[1]) for k in out if k.startswith("blocks.")),
+           "mlp_dim": int(out["blocks.0.fc1.weight"].shape[0]), "heads": heads,
+           "dim_head": inner // heads, "qkv_bias": "blocks.0.qkv.bias" in out}
+    encoder = MERLViTEncoder(**{**cfg, **overrides})
+    load_checked(encoder, out, "MERL ViT")
+    return encoder.eval(), {"loaded_tensors": len(out), "dropped_tensors": dropped}
+
+
 def from_state_dict(state: Mapping[str, torch.Tensor], **overrides
-                    ) -> tuple[MERLResNetEncoder, dict[str, Any]]:
-    """A ``MERLResNetEncoder`` holding an authors' state dict; returns (encoder, report)."""
+                    ) -> tuple[MERLResNetEncoder | MERLViTEncoder, dict[str, Any]]:
+    """A MERL encoder (ResNet or ViT, by its keys) holding an authors' state dict; returns
+    (encoder, load report)."""
     from ecgssl.compat.ecg_jepa import load_checked
 
+    if any(k.removeprefix("module.").removeprefix("ecg_encoder.") == "to_patch_embedding.weight"
+           for k in state):
+        return vit_from_state_dict(state, **overrides)
     if any(k.endswith("conv3.weight") for k in state):
         raise ValueError("bottleneck ResNets (MERL ResNet-50/101) are not implemented")
     mapped, dropped = map_state_dict(state)
