@@ -277,6 +277,11 @@ def load_encoder(path: str | Path, device: str = "cpu", pool: str | None = None)
 
 def _load_encoder(path: Path, device: str) -> Encoder:
     path = Path(path)
+    from ecgssl.models.foundation.checkpoints import load_foundation
+
+    found = load_foundation(path, device) if path.exists() else None  # by contents (#19)
+    if found is not None:
+        return Encoder(found[0], found[1], path)
     if path.is_dir():
         candidate = path / "encoder.safetensors"
         if not candidate.exists():
@@ -290,7 +295,10 @@ def _load_encoder(path: Path, device: str) -> Encoder:
         module = load_original_checkpoint(path).to(device)
         spec = {"encoder": {"name": "ecg_jepa_original", "overrides": dict(module.spec)},
                 "preprocessing": dict(ORIGINAL_JEPA_PREPROCESSING),
-                "training": {"source": "original ECG-JEPA release"}}
+                "training": {"source": "original ECG-JEPA release",
+                             # what the paper (Kim 2024) pretrained on, for eval.overlap
+                             "pretraining_data": [{"database": d, "note": "paper"} for d in
+                                                  ("Chapman", "Ningbo", "CODE-15")]}}
         return Encoder(module.eval(), spec, path)
     from ecgssl.train.export import load_encoder as load_exported
 
@@ -494,7 +502,8 @@ def describe_checkpoint(path: str | Path) -> str:
             _, spec = load_segmentation_model(path)
             kind = "segmentation model"
         except SpecMismatchError:
-            spec, kind = load_encoder(path).spec, "encoder (original ECG-JEPA format)"
+            spec = load_encoder(path).spec
+            kind = f"encoder ({spec.get('foundation', {}).get('title', 'original ECG-JEPA')})"
     else:
         enc = load_encoder(path)
         spec, kind = enc.spec, "encoder"
@@ -506,6 +515,13 @@ def describe_checkpoint(path: str | Path) -> str:
              f"{', '.join(pre['leads'])}, units {pre.get('units', 'mV')}",
              f"  filters: {pre.get('filters')}  normalisation: {pre.get('normalisation')}"]
     training = spec.get("training")
+    if training and "licence" in training:  # a foundation model: terms and data first
+        terms = {True: "", False: "  (NON-COMMERCIAL)",
+                 None: "  (commercial use: not stated for the weights)"}
+        lines.append(f"  licence: {training['licence']}{terms[training['commercial_use']]}")
+        lines.append("  pretraining data: " + "; ".join(
+            f"{d['database']} ({d.get('note', '')})" for d in training["pretraining_data"]))
+        lines.append(f"  applies itself: {json.dumps(pre.get('encoder_applies'))}")
     if training:
         lines.append(f"  training: {json.dumps(training)[:300]}")
     return "\n".join(lines)

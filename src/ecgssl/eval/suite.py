@@ -375,6 +375,9 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     report = Report(title, description=_describe(cfg, store, score_leads),
                     meta={"store": str(store.path), "config": asdict(cfg)})
     results: dict[str, Any] = {"rows": [r.name for r in rows], "config": asdict(cfg)}
+    from ecgssl.eval.overlap import check_suite_overlap  # warns + report section (#19)
+
+    results["pretraining_overlap"] = check_suite_overlap(encoders, store, report)
     manifest = store.manifest
     pids = manifest["patient_id"].astype(str).tolist()
     labels, label_names, dropped = _label_matrix(store, cfg)

@@ -390,12 +390,15 @@ def _store_summary(store_path: Path, config: dict[str, Any], n_used: int) -> dic
     if manifest.is_file():
         import pandas as pd
 
-        cols = pd.read_csv(manifest, usecols=lambda c: c in ("source", "patient_id"))
+        cols = pd.read_csv(manifest, usecols=lambda c: c in ("source", "patient_id",
+                                                              "record_id"), dtype=str)
         if "source" in cols:
             summary["sources"] = {str(k): int(v) for k, v in
                                   cols["source"].value_counts().items()}
         if "patient_id" in cols:
             summary["n_patients"] = int(cols["patient_id"].nunique())
+        if "record_id" in cols:  # for eval.overlap: which records the encoder has seen
+            summary["record_ids"] = sorted(cols["record_id"].unique().tolist())
     return summary
 
 
