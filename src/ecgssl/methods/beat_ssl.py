@@ -201,8 +201,8 @@ class BeatSSL(SSLMethod):
         x = batch["signal"]
         v1, v2 = self._augment(x), self._augment(x)
         if batch.get("lead_mask") is not None:  # unrecorded leads stay zero (as the collate)
-            missing = ~torch.as_tensor(batch["lead_mask"]).bool().to(v1.device)
-            v1, v2 = v1.masked_fill(missing[..., None], 0.0), v2.masked_fill(missing[..., None], 0.0)
+            missing = ~torch.as_tensor(batch["lead_mask"]).bool().to(v1.device)[..., None]
+            v1, v2 = v1.masked_fill(missing, 0.0), v2.masked_fill(missing, 0.0)
         return v1, v2
 
     # -- losses -------------------------------------------------------------------------------
