@@ -295,7 +295,8 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
     """Refuse a store that does not have what the recipe's ``data`` section asks for.
 
     Raises:
-        SpecMismatchError: rate, length, leads or extras differ (the message says which).
+        SpecMismatchError: rate, length, leads, extras or preprocessing settings differ (the
+            message says which).
     """
     problems = []
     if data["fs"] is not None and float(data["fs"]) != float(store_config["fs"]):
@@ -310,6 +311,15 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
     missing_extras = [x for x in (data["extras"] or []) if x not in extras]
     if missing_extras:
         problems.append(f"no extras {missing_extras} (has {extras}); prepare it with them")
+    # data.preprocess: settings the store must have been prepared with (e.g. a paper recipe's
+    # resample_method: fft, short_records: drop); a store without the key does not qualify.
+    prepared = store_config.get("preprocess") or {}
+    for key, wanted in (data.get("preprocess") or {}).items():
+        if key not in prepared:
+            problems.append(f"preprocess.{key}: the store does not record it, recipe wants "
+                            f"{wanted!r} (prepare the store with that setting)")
+        elif prepared[key] != wanted:
+            problems.append(f"preprocess.{key} {prepared[key]!r}, recipe wants {wanted!r}")
     if problems:
         raise SpecMismatchError(f"store {store_path}: " + "; ".join(problems))
 
