@@ -74,6 +74,13 @@ class MLPProjector(nn.Sequential):
         super().__init__(nn.Linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.ReLU(),
                          nn.Linear(hidden_dim, out_dim))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Our own frame: torch.compile does not capture nn.Sequential.forward itself (torch
+        # internals are skipped as top-level frames), so ``train.compile`` would miss it.
+        for layer in self:
+            x = layer(x)
+        return x
+
 
 class BeatSSLCollate:
     """Picklable collate: stacks store samples and makes the two 3KG views (in the worker).
@@ -142,6 +149,8 @@ class BeatSSL(SSLMethod):
     """
 
     name = "beat_ssl"
+    training_entry_points = {"encoder": ("forward_features",),
+                             "rhythm_projector": ("forward",), "beat_projector": ("forward",)}
 
     def __init__(self, encoder: nn.Module, *, leads: Sequence[str] = tuple(LEADS_12),
                  fs: float = 250.0, rhythm_loss: str = "soft_1", rhythm_gamma: float = 50.0,

@@ -176,6 +176,8 @@ class ECGJEPA(SSLMethod):
     """
 
     name = "jepa"
+    training_entry_points = {"encoder": ("forward_tokens",),
+                             "target_encoder": ("forward_tokens",), "predictor": ("forward",)}
 
     def __init__(self, encoder: VisionTransformerECG, predictor_embed_dim: int = 384,
                  predictor_depth: int = 6, predictor_num_heads: int = 12,

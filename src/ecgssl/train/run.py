@@ -165,9 +165,9 @@ def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | 
     torch.set_float32_matmul_precision(train["matmul_precision"])
     precision = resolve_precision(train["precision"], train["accelerator"])
     strategy = resolve_strategy(train["strategy"], train["devices"], train["num_nodes"])
-    if train["compile"]:
-        for child in method.children():
-            child.compile()  # in place: parameter names (and checkpoints) stay the same
+    # train.compile: the paths the training step really runs (SSLMethod.training_entry_points),
+    # in place: parameter names (and checkpoints) stay the same. Listed in run.json.
+    compiled = method.compile_training() if train["compile"] else []
 
     pl.seed_everything(train["seed"], workers=False, verbose=False)
     datamodule = PretrainDataModule(
@@ -250,7 +250,7 @@ def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | 
         info = {"ecgssl_version": ecgssl.__version__, "torch": torch.__version__,
                 "lightning": lightning.__version__, "python": platform.python_version(),
                 "precision": precision, "strategy": strategy, "world_size": trainer.world_size,
-                "resumed_from": str(resume) if resume else None, "training": summary,
+                "compiled": compiled, "resumed_from": str(resume) if resume else None, "training": summary,
                 "result": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in asdict(result).items()}}
         (out / "run.json").write_text(json.dumps(info, indent=2, default=str))
