@@ -250,7 +250,8 @@ def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | 
         info = {"ecgssl_version": ecgssl.__version__, "torch": torch.__version__,
                 "lightning": lightning.__version__, "python": platform.python_version(),
                 "precision": precision, "strategy": strategy, "world_size": trainer.world_size,
-                "compiled": compiled, "resumed_from": str(resume) if resume else None, "training": summary,
+                "compiled": compiled, "resumed_from": str(resume) if resume else None,
+                "training": summary,
                 "result": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in asdict(result).items()}}
         (out / "run.json").write_text(json.dumps(info, indent=2, default=str))
