@@ -29,6 +29,7 @@ import pandas as pd
 from ecgssl import __version__
 from ecgssl.data.preprocess import PreprocessConfig, preprocess_signal
 from ecgssl.data.record import Record
+from ecgssl.data.shards import INDEX_FILE, ShardedSignals, write_signals
 from ecgssl.errors import ECGDataError
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,8 @@ def _concat_to_npy(path: Path, parts: list[Path], name: str, shape_tail, dtype, 
         raise RuntimeError(f"{path}: wrote {written} rows, expected {total}")
 
 
-def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
+def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict,
+              signal_layout=None) -> dict:
     chunks = _chunk_dirs(partial / "chunks")
     metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
     bad = [b for m in metas for b in m["bad"]]
@@ -251,8 +253,9 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     if n == 0:
         raise ECGDataError(source_info.get("path", "?"), f"no usable records ({len(bad)} bad)")
     n_leads, n_samples = len(cfg.leads), cfg.n_samples
-    _concat_to_npy(partial / "signals.npy", with_windows, "signals.npy",
-                      (n_leads, n_samples), np.float32, n)
+    # Signals: signals.npy, or shards + index (float16 optional): ecgssl.data.shards.
+    write_signals(partial, (np.load(c / "signals.npy") for c in with_windows), n,
+                  (n_leads, n_samples), signal_layout)
     _concat_to_npy(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
                       (n_leads,), bool, n)
     labels = [lab for m in metas for lab in m.get("labels", [])]
@@ -285,6 +288,7 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
         beat_raw = np.concatenate([np.load(c / "beat_features.npy") for c in with_windows])
         beat_z, beat_stats = _standardise(beat_raw.reshape(len(beat_raw), -1))
         np.save(partial / "beat_features.npy", beat_z)
+        np.save(partial / "beat_features_raw.npy", beat_raw)  # merge re-standardises from it
         np.save(partial / "beat_classes.npy",
                 np.concatenate([np.load(c / "beat_classes.npy") for c in with_windows]))
         rhythm_raw = np.concatenate([np.load(c / "features.npy") for c in with_windows])
@@ -344,6 +348,7 @@ def prepare_store(
     overwrite: bool = False,
     max_records: int | None = None,
     progress: bool = True,
+    signal_layout=None,
 ) -> dict:
     """Read ``source`` once and write a prepared store at ``out``.
 
@@ -356,6 +361,7 @@ def prepare_store(
             instead of stopping at the first.
         overwrite: replace an existing store at ``out``.
         max_records: only the first N record ids (quick runs).
+        signal_layout: a ``shards.SignalLayout`` (shards, float16); None = ``signals.npy``.
     Returns:
         The report dict (counts, bad records, timings); also written to ``out/report.json``.
     Raises:
@@ -446,7 +452,7 @@ def prepare_store(
                        {"seconds_read": round(t_read, 3),
                         "seconds_total": round(time.perf_counter() - t0, 3),
                         "records_per_s": round(len(record_ids) / max(t_read, 1e-9), 1),
-                        "workers": workers})
+                        "workers": workers}, signal_layout)
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
@@ -527,7 +533,10 @@ class ECGStore:
 
     @property
     def signals(self) -> np.ndarray:
-        """(N, L, T) float32 memmap."""
+        """(N, L, T) float32: a memmap of ``signals.npy``, or for sharded stores a
+        ``ShardedSignals`` (float32 rows from float32/float16 shards, ``ecgssl.data.shards``)."""
+        if "signals" not in self._arrays and (self.path / INDEX_FILE).is_file():
+            self._arrays["signals"] = ShardedSignals(self.path)
         return self._array("signals")
 
     @property
