@@ -154,3 +154,26 @@ def test_merge_refuses_what_is_not_one_corpus(stores, tmp_path):
     with pytest.raises(SpecMismatchError, match="hash"):
         merge_stores([*shards[:2], other], tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_prepare_shards_then_merge_equals_one_prepare(tmp_path, shared_data, capsys):
+    from ecgssl.cli import main
+
+    ludb = str(shared_data / "ludb")
+    common = ["--max-records", "6", "--workers", "0", "--no-progress", "--set", "beats=false"]
+    assert main(["prepare", ludb, "--out", str(tmp_path / "one"), *common]) == 0
+    for i in range(2):
+        assert main(["prepare", ludb, "--out", str(tmp_path / f"p{i}"), "--shard", f"{i}/2",
+                     "--signal-dtype", "float16", *common]) == 0
+    assert main(["merge", str(tmp_path / "p1"), str(tmp_path / "p0"), "--out",
+                 str(tmp_path / "all")]) == 0
+    assert "2 shards" in capsys.readouterr().out
+    one, merged = ECGStore(tmp_path / "one"), ECGStore(tmp_path / "all")
+    ref = np.asarray(one.signals[:])
+    got = np.asarray(merged.signals[:])
+    assert got.shape == ref.shape
+    assert (np.abs(got.astype(np.float64) - ref) <= float16_bound(ref)).all()
+    pd.testing.assert_frame_equal(one.manifest, merged.manifest)
+    assert main(["info", str(tmp_path / "all")]) == 0
+    assert main(["merge", str(tmp_path / "p0"), "--out", str(tmp_path / "x")]) == 2
+    assert "exactly once" in capsys.readouterr().err

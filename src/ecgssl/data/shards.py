@@ -340,11 +340,14 @@ class ShardSource:
     """The records of one shard of a source: a contiguous block of its record ids, in order.
 
     Picklable when the source is (the workers of ``prepare_store`` receive it).
+    ``max_records`` limits the corpus (its first N ids) before it is split.
     """
 
-    def __init__(self, source, index: int, count: int):
+    def __init__(self, source, index: int, count: int, max_records: int | None = None):
         self.source, self.index, self.count = source, int(index), int(count)
         ids = list(source.record_ids())
+        if max_records is not None:
+            ids = ids[:max_records]
         self.n_total = len(ids)
         self.start, self.end = shard_bounds(len(ids), self.index, self.count)
         self._ids = ids[self.start:self.end]
@@ -376,11 +379,12 @@ def prepare_shard(source, out: str | os.PathLike, index: int, count: int, cfg=No
                   **kwargs) -> dict:
     """``prepare_store`` of shard ``index`` of ``count`` into ``out``; writes ``shard.json``.
 
-    Returns the report (with ``"shard"``). kwargs go to ``prepare_store``.
+    Returns the report (with ``"shard"``). kwargs go to ``prepare_store``; ``max_records``
+    limits the whole corpus before it is split (every shard must be given the same).
     """
     from ecgssl.data.store import prepare_store
 
-    shard = ShardSource(source, index, count)
+    shard = ShardSource(source, index, count, kwargs.pop("max_records", None))
     if not shard.record_ids():
         raise ValueError(f"shard {index}/{count} of {shard.n_total} records is empty; use fewer "
                          "shards")
