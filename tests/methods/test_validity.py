@@ -69,6 +69,12 @@ def test_jepa_loss_ignores_what_is_in_the_padding():
     assert metrics["loss_tokens_dropped_leads"] == 0
     _, metrics = method.training_step_loss({"signal": x}, 0, 10)
     assert metrics["loss_tokens_dropped_padding"] == 0
+    # Per-sample masks (B, P_mask): the columns are looked up per row.
+    per_row = torch.zeros(2, 50, dtype=torch.bool)
+    per_row[0, 5:30], per_row[1, 20:45] = True, True
+    parts = method.forward_parts(x, per_row, None, span)
+    assert parts["col_mask"][0].all()
+    assert parts["col_mask"][1].tolist() == [True] * 10 + [False] * 15
 
 
 def test_beat_ssl_drops_padded_beats_and_windows_without_its_leads():
