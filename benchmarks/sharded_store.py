@@ -74,6 +74,17 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss(pid: int | str = "self") -> dict[str, float]:
+    """Current resident memory (MB) of a process: total, anonymous (heap: what must stay flat)
+    and file-backed (memory-mapped store pages: page cache the kernel can drop)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
 def _child(args) -> dict:
     """One job in this process: ``prepare`` a shard, ``merge``, or ``load``."""
     from ecgssl.data.preprocess import PreprocessConfig
@@ -104,17 +115,22 @@ def _child(args) -> dict:
         loader = DataLoader(dataset, batch_size=args.batch, sampler=sampler,
                             num_workers=args.workers, collate_fn=default_collate,
                             persistent_workers=False)
-        n, first = 0, None
-        rss_start = _peak_mb()
-        for batch in loader:
+        n, first, at_first = 0, None, {}
+        it = iter(loader)
+        for batch in it:
             if first is None:  # exclude worker start-up
                 first = time.perf_counter() - t0
                 t0 = time.perf_counter()
+                at_first = {"main": _rss(), **{f"worker{k}": _rss(w.pid)
+                                               for k, w in enumerate(it._workers)}}
                 continue
             n += int(batch["signal"].shape[0])
             if n >= args.loader_windows:
                 break
-        out = {"windows": n, "startup_s": first, "peak_rss_at_first_batch_mb": rss_start}
+        at_end = {"main": _rss(), **{f"worker{k}": _rss(w.pid)
+                                     for k, w in enumerate(it._workers)}}
+        out = {"windows": n, "startup_s": first, "rss_at_first_batch_mb": at_first,
+               "rss_at_end_mb": at_end}
     wall = time.perf_counter() - t0
     out.update({"wall_s": wall, "windows_per_s": out["windows"] / wall if wall > 0 else None,
                 "peak_rss_mb": _peak_mb(),
@@ -210,11 +226,21 @@ def main() -> None:
     lines.append(f"| prepare, all shards ({args.jobs} jobs at a time) | {args.windows} | "
                  f"{res['prepare_wall_s']:.0f} | {res['prepare_windows_per_s']:.0f} | | |")
     m, ld = res["merge"], res["load_merged"]
+    rss_lines = []
+    for proc in ld["rss_at_end_mb"]:
+        a, b = ld["rss_at_first_batch_mb"][proc], ld["rss_at_end_mb"][proc]
+        rss_lines.append(f"- {proc}: anonymous {a['RssAnon']:.0f} -> {b['RssAnon']:.0f} MB, "
+                         f"file-backed (mapped store pages) {a['RssFile']:.0f} -> "
+                         f"{b['RssFile']:.0f} MB")
     lines.append(f"| merge ({m['signals']}) | {m['windows']} | {m['wall_s']:.1f} | "
                  f"{m['windows_per_s']:.0f} | {m['peak_rss_mb']:.0f} | - |")
     lines.append(f"| load (rank 0 of 2, {args.workers} workers, batch {args.batch}) | "
                  f"{ld['windows']} | {ld['wall_s']:.1f} | {ld['windows_per_s']:.0f} | "
                  f"{ld['peak_rss_mb']:.0f} | {ld['peak_rss_children_mb']:.0f} |")
+    lines += ["", f"Resident memory while loading, after the first batch -> after {ld['windows']} "
+              "windows (anonymous memory is the heap and must stay flat; file-backed pages are "
+              "the memory-mapped store in the page cache, which the kernel drops under "
+              "pressure):", "", *rss_lines]
     if res["float16_error"]:
         e = res["float16_error"]
         lines += ["", f"float16 error over {e['n_values']:.3g} values: max |h - x| = "

@@ -73,7 +73,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+        grad = grad.contiguous().clone()  # all_reduce is in place: never on autograd's buffer
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start, end = ctx.slice
         return grad[start:end]
