@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check, for whenever a CUDA GPU is available: one call of about 8 minutes.
+# GPU check, for whenever a CUDA GPU is available: one call of at most 9 minutes (the sum of
+# the step limits set below; typically less).
 #
 #   bash benchmarks/gpu_check.sh                        # on the GPU machine
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh   # the same pieces on CPU, tiny sizes
@@ -43,25 +44,25 @@ step() {  # step NAME LIMIT_S COMMAND...: run under a time limit, record rc and 
 }
 
 if [ "$DEVICE" = cuda ]; then
-  QUICK=(); PRECISIONS=(bf16-mixed 16-mixed); ACCEL=gpu; PRETRAIN_STEPS=25
-  JEPA_SIZE=(); WINDOWS=256; T_BENCH=120; T_COMPILE=100; T_CROPA=50; T_RUN=35
+  QUICK=(); PRECISIONS=(bf16-mixed 16-mixed); ACCEL=gpu; PRETRAIN_STEPS=20
+  JEPA_SIZE=(); WINDOWS=256; T_ENV=30; T_BENCH=120; T_COMPILE=120; T_CROPA=90; T_RUN=35
 else
   QUICK=(--quick --threads 1); PRECISIONS=(32-true); ACCEL=cpu; PRETRAIN_STEPS=3
   JEPA_SIZE=(encoder.name=vit_tiny encoder.drop_path=0.0 method.predictor_embed_dim=32
              method.predictor_depth=1 method.predictor_num_heads=4 train.batch_size=4)
-  WINDOWS=24; T_BENCH=900; T_COMPILE=0; T_CROPA=300; T_RUN=300
+  WINDOWS=24; T_ENV=120; T_BENCH=900; T_COMPILE=0; T_CROPA=900; T_RUN=300
 fi
 
-step env 60 bash -c "nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch, lightning; \
+step env $T_ENV bash -c "nvidia-smi 2>/dev/null | head -15; $PY -c 'import torch, lightning; \
 print(\"torch\", torch.__version__, \"lightning\", lightning.__version__, \"cuda\", \
 torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"\", \
 \"bf16\", torch.cuda.is_available() and torch.cuda.is_bf16_supported())'"
 
 if [ "$DEVICE" = cuda ]; then
-  step throughput $T_BENCH $PY benchmarks/throughput.py --device cuda --steps 2 --rounds 2
+  step throughput $T_BENCH $PY benchmarks/throughput.py --device cuda --steps 1 --rounds 2
   step compile $T_COMPILE $PY benchmarks/throughput.py --compile --device cuda \
     --encoder vit_small --batch 32 --steps 5
-  step cropa $T_CROPA $PY benchmarks/cropa_attention.py --device cuda --repeats 5 \
+  step cropa $T_CROPA $PY benchmarks/cropa_attention.py --device cuda --cuda-only --repeats 3 \
     --out "$RESULTS/cropa_attention_cuda.json"
 else
   step throughput $T_BENCH $PY benchmarks/throughput.py "${QUICK[@]}"

@@ -157,6 +157,48 @@ def _disk_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
+def _markdown(res: dict) -> str:
+    """The results table (also ``--render results/sharded_store.json``)."""
+    lines = [
+        f"# Sharded store: {res['windows']} windows, {res['shards']} shards "
+        f"({res['dtype']})", "",
+        f"12 leads x 2500 samples per window. Store {res['store_mb']:.0f} MB, signals "
+        f"{res['signals_mb']:.0f} MB ({res['signals_float32_mb']:.0f} MB in float32).", "",
+        "| step | windows | wall (s) | windows/s | peak RSS (MB) | peak RSS of workers (MB) |",
+        "|---|---|---|---|---|---|"]
+    for i, r in enumerate(res['prepare_shards']):
+        lines.append(f"| prepare shard {i}/{res['shards']} | {r['windows']} | "
+                     f"{r['wall_s']:.0f} | {r['windows_per_s']:.0f} | {r['peak_rss_mb']:.0f} "
+                     "| - |")
+    lines.append(f"| prepare, all shards ({res['jobs']} jobs at a time) | {res['windows']} | "
+                 f"{res['prepare_wall_s']:.0f} | {res['prepare_windows_per_s']:.0f} | | |")
+    m, ld = res['merge'], res['load_merged']
+    rss_lines = []
+    for proc in ld["rss_at_end_mb"]:
+        a, b = ld["rss_at_first_batch_mb"][proc], ld["rss_at_end_mb"][proc]
+        rss_lines.append(f"- {proc}: anonymous {a['RssAnon']:.0f} -> {b['RssAnon']:.0f} MB, "
+                         f"file-backed (mapped store pages) {a['RssFile']:.0f} -> "
+                         f"{b['RssFile']:.0f} MB")
+    lines.append(f"| merge ({m['signals']}) | {m['windows']} | {m['wall_s']:.1f} | "
+                 f"{m['windows_per_s']:.0f} | {m['peak_rss_mb']:.0f} | - |")
+    workers = [v["VmRSS"] for k, v in ld["rss_at_end_mb"].items() if k != "main"]
+    lines.append(f"| load (rank 0 of 2, {res['loader_workers']} workers, batch "
+                 f"{res['loader_batch']}) | {ld['windows']} | {ld['wall_s']:.1f} | "
+                 f"{ld['windows_per_s']:.0f} | {ld['peak_rss_mb']:.0f} | "
+                 f"{max(workers, default=0):.0f} (at the end; see below) |")
+    lines += ["", f"Resident memory while loading, after the first batch -> after {ld['windows']} "
+              "windows (anonymous memory is the heap and must stay flat; file-backed pages are "
+              "the memory-mapped store in the page cache, which the kernel drops under "
+              "pressure):", "", *rss_lines]
+    if res['float16_error']:
+        e = res['float16_error']
+        lines += ["", f"float16 error over {e['n_values']:.3g} values: max |h - x| = "
+                  f"{e['max_abs'] * 1000:.3f} uV, max relative {e['max_rel']:.2e} "
+                  f"(bound {e['bound']})."]
+    lines += ["", f"Command: `{res['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=100_000)
@@ -167,6 +209,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tmp", default=None, help="where the stores go (default: a temp dir)")
+    parser.add_argument("--render", type=Path, help="rewrite the .md of a results JSON")
     parser.add_argument("--job", choices=["prepare", "merge", "load"], help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
@@ -175,9 +218,17 @@ def main() -> None:
     if args.job:
         print(json.dumps(_child(args)))
         return
+    if args.render:
+        res = json.loads(args.render.read_text())
+        res.setdefault("loader_workers", args.workers)
+        res.setdefault("loader_batch", args.batch)
+        args.render.write_text(json.dumps(res, indent=2))
+        args.render.with_suffix(".md").write_text(_markdown(res))
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="ecgssl_shards_", dir=args.tmp))
     res = {"windows": args.windows, "shards": args.shards, "jobs": args.jobs, "dtype": args.dtype,
+           "loader_workers": args.workers, "loader_batch": args.batch,
            "machine": platform.processor() or platform.machine(),
            "command": "python benchmarks/sharded_store.py " + " ".join(sys.argv[1:])}
     try:
@@ -214,41 +265,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sharded_store.json").write_text(json.dumps(res, indent=2))
-    lines = [
-        f"# Sharded store: {args.windows} windows, {args.shards} shards ({args.dtype})", "",
-        f"12 leads x 2500 samples per window. Store {res['store_mb']:.0f} MB, signals "
-        f"{res['signals_mb']:.0f} MB ({res['signals_float32_mb']:.0f} MB in float32).", "",
-        "| step | windows | wall (s) | windows/s | peak RSS (MB) | peak RSS of workers (MB) |",
-        "|---|---|---|---|---|---|"]
-    for i, r in enumerate(res["prepare_shards"]):
-        lines.append(f"| prepare shard {i}/{args.shards} | {r['windows']} | {r['wall_s']:.0f} | "
-                     f"{r['windows_per_s']:.0f} | {r['peak_rss_mb']:.0f} | - |")
-    lines.append(f"| prepare, all shards ({args.jobs} jobs at a time) | {args.windows} | "
-                 f"{res['prepare_wall_s']:.0f} | {res['prepare_windows_per_s']:.0f} | | |")
-    m, ld = res["merge"], res["load_merged"]
-    rss_lines = []
-    for proc in ld["rss_at_end_mb"]:
-        a, b = ld["rss_at_first_batch_mb"][proc], ld["rss_at_end_mb"][proc]
-        rss_lines.append(f"- {proc}: anonymous {a['RssAnon']:.0f} -> {b['RssAnon']:.0f} MB, "
-                         f"file-backed (mapped store pages) {a['RssFile']:.0f} -> "
-                         f"{b['RssFile']:.0f} MB")
-    lines.append(f"| merge ({m['signals']}) | {m['windows']} | {m['wall_s']:.1f} | "
-                 f"{m['windows_per_s']:.0f} | {m['peak_rss_mb']:.0f} | - |")
-    lines.append(f"| load (rank 0 of 2, {args.workers} workers, batch {args.batch}) | "
-                 f"{ld['windows']} | {ld['wall_s']:.1f} | {ld['windows_per_s']:.0f} | "
-                 f"{ld['peak_rss_mb']:.0f} | {ld['peak_rss_children_mb']:.0f} |")
-    lines += ["", f"Resident memory while loading, after the first batch -> after {ld['windows']} "
-              "windows (anonymous memory is the heap and must stay flat; file-backed pages are "
-              "the memory-mapped store in the page cache, which the kernel drops under "
-              "pressure):", "", *rss_lines]
-    if res["float16_error"]:
-        e = res["float16_error"]
-        lines += ["", f"float16 error over {e['n_values']:.3g} values: max |h - x| = "
-                  f"{e['max_abs'] * 1000:.3f} uV, max relative {e['max_rel']:.2e} "
-                  f"(bound {e['bound']})."]
-    lines += ["", f"Command: `{res['command']}`"]
-    (RESULTS / "sharded_store.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (RESULTS / "sharded_store.md").write_text(_markdown(res))
+    print(_markdown(res))
 
 
 if __name__ == "__main__":
