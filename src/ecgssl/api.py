@@ -5,7 +5,8 @@ Example::
     import ecgssl
     enc = ecgssl.load_encoder("runs/demo/jepa/encoder.safetensors")  # or an original .pth
     z = enc.embed(signal_mv, fs=500, leads=["I", "II", ..., "V6"])    # (D,) float32
-    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...], model="runs/demo/seg_model.pt")
+    waves = ecgssl.delineate(signal_mv, fs=500, leads=["II"])  # bundled model, any length
+    rpeaks = ecgssl.detect_rpeaks(signal_mv, fs=500, leads=["II"])
 
 Inputs are always in millivolts with their own sampling rate and lead names; the checkpoint's
 preprocessing spec decides how they are converted (resampled, leads mapped/derived, cropped or
@@ -201,30 +202,55 @@ def load_segmentation_model(path: str | Path, device: str = "cpu"):
     return model.to(device).eval(), spec
 
 
-def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], model: str | Path,
-              missing_leads: str = "error") -> dict[str, list[dict[str, float]]]:
+def delineate(signal: np.ndarray, fs: float, leads: Sequence[str] | str,
+              model: str | Path | None = None, missing_leads: str = "error",
+              lead_aliases: dict[str, str] | None = None,
+              postprocess: dict | None = None) -> dict[str, list[dict[str, float]]]:
     """P/QRS/T waves of each lead of one ECG.
 
     Args:
-        signal: (L, T) millivolts at ``fs`` Hz, rows named by ``leads``.
-        model: a segmentation model saved by ``save_segmentation_model`` (``ecgssl demo``
-            writes one).
+        signal: (T,) or (L, T) millivolts at ``fs`` Hz, rows named by ``leads``.
+        model: None (default) = the bundled single-channel delineator trained on all of LUDB
+            (``ecgssl.delineation``): any lead or lead subset, any length >= 1 s, any rate
+            >= 100 Hz, each lead delineated on its own over overlapping windows stitched into
+            one wave list. Or the path of a delineator of that format, or of a segmentation
+            model saved by ``save_segmentation_model`` (``ecgssl demo`` writes one; it keeps its
+            own spec: its leads, rate and crop to ``n_samples``).
+        lead_aliases: {name in the record: lead name}, applied before anything else.
+        postprocess: override the delineator's post-processing (``delineation.rules``).
     Returns:
-        lead -> list of ``{"wave": "P"|"QRS"|"T", "onset_s", "offset_s"}`` in seconds of the
-        input (after the model's crop: the first ``n_samples`` at its rate), for the leads the
-        model was trained to delineate.
+        lead -> list of ``{"wave": "P"|"QRS"|"T", "onset_s", "offset_s"}`` in seconds from the
+        start of the input (offset = the wave's last sample).
     """
+    from ecgssl.delineation.infer import as_leads, delineate_signal, lead_names
+    from ecgssl.delineation.model import is_delineator
+
+    if model is None or is_delineator(model):
+        return delineate_signal(signal, fs, leads, model, lead_aliases, postprocess)
     from ecgssl.eval.segmentation import predict_waves
 
+    x, names = as_leads(signal, leads)
     seg, spec = load_segmentation_model(model)
     enc = Encoder(seg, spec)
-    x, out_leads = enc.prepare(signal, fs, leads, missing_leads)
+    x, out_leads = enc.prepare(x, fs, lead_names(names, lead_aliases), missing_leads)
     rate = float(spec["preprocessing"]["fs"])
     _, waves = predict_waves(seg, x, rate, leads=out_leads)
     scored = set(spec["scored_leads"])
     return {lead: [{"wave": WAVE_NAMES[int(code)], "onset_s": float(on) / rate,
                     "offset_s": float(off) / rate} for code, on, off in lead_waves]
             for lead, lead_waves in zip(out_leads, waves) if lead in scored}
+
+
+def detect_rpeaks(signal: np.ndarray, fs: float, leads: Sequence[str] | str | None = None,
+                  method: str | None = None) -> np.ndarray:
+    """R-peak sample indices (n,) int64 of a (T,) or (L, T) mV ECG at ``fs`` Hz.
+
+    ``method``: a detector of ``ecgssl.delineation.rpeaks.DETECTORS`` (ours, the delineator's,
+    neurokit2's); default the one ``benchmarks/delineation_unseen.py`` found best.
+    """
+    from ecgssl.delineation.rpeaks import detect_rpeaks as detect
+
+    return detect(signal, fs, leads, method)
 
 
 # ------------------------------------------------------------------------------ records

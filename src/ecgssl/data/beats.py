@@ -135,7 +135,9 @@ def clean_signal(signal: np.ndarray, fs: float) -> np.ndarray:
     return sps.sosfiltfilt(_bandpass_sos(float(fs)), signal, axis=-1)
 
 
-def _reference_lead(clean: np.ndarray, leads) -> int:
+def reference_lead(clean: np.ndarray, leads) -> int:
+    """Row of the reference lead: II (or MLII) when present and not flat, else the lead with
+    the most slope energy. ``clean``: (L, T) band-passed signal (``clean_signal``)."""
     if leads is not None:
         for name in _REFERENCE_LEADS:
             if name in leads:
@@ -208,7 +210,7 @@ def detect_rpeaks(signal: np.ndarray, fs: float, leads=None, record_id: str = "?
     """R-peak sample indices (n,) int64 of a (L, T) mV signal (see the module docstring)."""
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
-    ref = _reference_lead(clean, leads)
+    ref = reference_lead(clean, leads)
     return _refine(_detect(clean, fs), clean[ref], fs)
 
 
@@ -435,7 +437,7 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     """
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
-    ref = _reference_lead(clean, leads)
+    ref = reference_lead(clean, leads)
     rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
     rr = np.diff(rpeaks) / fs
     beat_features = _beat_features(clean, rpeaks, fs, ref, rr)

@@ -1,0 +1,118 @@
+"""R-peak detectors behind ``ecgssl.detect_rpeaks``: ours and neurokit2's, by name.
+
+``DETECTORS`` maps a name to a function ``(x (T,) mV, fs) -> (n,) int64 samples`` of one lead:
+
+* ``ecgssl``: ``ecgssl.data.beats.detect_rpeaks`` (multi-lead slope energy, Pan-Tompkins-like).
+* ``delineator``: the R-peak of every QRS of the bundled delineator: the sample of largest
+  |deflection| from the QRS's own onset level inside the QRS.
+* ``nk_<method>``: ``neurokit2.ecg_peaks(ecg_clean(x, method="neurokit"), method=<method>)`` for
+  the methods of ``NK_PEAK_METHODS``.
+
+``DEFAULT_DETECTOR`` is the one ``detect_rpeaks`` uses when none is named. It is chosen by
+``benchmarks/delineation_unseen.py --part rpeaks`` (results in
+``benchmarks/results/delineation_unseen_rpeaks.md``): the detector with the best mean F1 over
+the benchmark's records, our own included, so a library detector that is better is used.
+
+Multi-lead input: the reference lead is II (or MLII) when present and not flat, else the lead
+with the most QRS slope energy (``ecgssl.data.beats.reference_lead``); single-lead detectors run
+on it. ``ecgssl`` uses all leads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ecgssl.errors import ECGDataError
+
+NK_PEAK_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzee2012",
+                   "kalidas2017", "promac")
+DEFAULT_DETECTOR = "ecgssl"
+
+
+def _nk(method: str) -> Callable:
+    def detect(x: np.ndarray, fs: float) -> np.ndarray:
+        import neurokit2 as nk
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clean = nk.ecg_clean(np.asarray(x, dtype=np.float64), sampling_rate=fs,
+                                 method="neurokit")
+            _, info = nk.ecg_peaks(clean, sampling_rate=fs, method=method)
+        return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+    detect.__doc__ = f"neurokit2 ecg_peaks method={method!r} after ecg_clean (neurokit)."
+    return detect
+
+
+def _ours(x: np.ndarray, fs: float) -> np.ndarray:
+    from ecgssl.data.beats import detect_rpeaks as ours
+
+    return ours(np.asarray(x, dtype=np.float64)[None], fs)
+
+
+def _delineator(x: np.ndarray, fs: float) -> np.ndarray:
+    from ecgssl.data.record import WAVE_QRS
+    from ecgssl.delineation.infer import get_delineator
+
+    x = np.asarray(x, dtype=np.float64)
+    waves = get_delineator().waves(x, fs, ["x"])["x"]
+    peaks = []
+    for code, on, off in waves:
+        if code != WAVE_QRS or off < on:
+            continue
+        seg = x[on:off + 1] - x[on]
+        peaks.append(on + int(np.argmax(np.abs(seg))))
+    return np.unique(np.asarray(peaks, dtype=np.int64))
+
+
+DETECTORS: dict[str, Callable] = {"ecgssl": _ours, "delineator": _delineator,
+                                  **{f"nk_{m}": _nk(m) for m in NK_PEAK_METHODS}}
+
+
+def detect_lead(x: np.ndarray, fs: float, method: str | None = None,
+                record_id: str = "?") -> np.ndarray:
+    """R-peaks (n,) int64 of one lead (T,) mV with the named detector (default
+    ``DEFAULT_DETECTOR``). Raises ECGDataError when the detector fails on this lead."""
+    name = DEFAULT_DETECTOR if method is None else method
+    if name not in DETECTORS:
+        raise ValueError(f"unknown R-peak detector {name!r}; choose from {sorted(DETECTORS)}")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or not np.isfinite(x).all():
+        raise ECGDataError(record_id, "lead must be 1-D and finite for R-peak detection")
+    try:
+        return DETECTORS[name](x, float(fs))
+    except ECGDataError:
+        raise
+    except Exception as exc:  # library detectors raise many kinds of errors on odd signals
+        raise ECGDataError(record_id, f"R-peak detector {name} failed: {type(exc).__name__}: "
+                                      f"{exc}") from exc
+
+
+def detect_rpeaks(signal, fs: float, leads: Sequence[str] | str | None = None,
+                  method: str | None = None, record_id: str = "?") -> np.ndarray:
+    """R-peak sample indices (n,) int64 of a (T,) or (L, T) mV ECG.
+
+    Args:
+        signal: one lead (T,) or several (L, T), millivolts at ``fs`` Hz.
+        leads: names of the rows (picks the reference lead: II / MLII first).
+        method: a ``DETECTORS`` name; default ``DEFAULT_DETECTOR`` (benchmark-chosen).
+    """
+    from ecgssl.data.beats import clean_signal, reference_lead
+
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise ECGDataError(record_id, f"signal must be (T,) or (L, T), got shape {x.shape}")
+    names = [leads] if isinstance(leads, str) else (list(leads) if leads is not None else None)
+    if names is not None and len(names) != len(x):
+        raise ECGDataError(record_id, f"{len(x)} leads but {len(names)} names ({names})")
+    name = DEFAULT_DETECTOR if method is None else method
+    if name == "ecgssl":
+        from ecgssl.data.beats import detect_rpeaks as ours
+
+        return ours(x, fs, names, record_id=record_id)
+    ref = reference_lead(clean_signal(x, fs), names) if len(x) > 1 else 0
+    return detect_lead(x[ref], fs, name, record_id)
