@@ -44,3 +44,14 @@ def test_plain_setting_changes_nothing_and_candidates_split():
         assert set(pp) <= {"min_duration_ms", "max_gap_ms"}
     pp, _ = split_setting({"min_duration_ms": {"1": 40}})
     assert pp["min_duration_ms"] == {1: 40.0}
+
+
+def test_rpeak_anchoring_drops_qrs_without_a_peak():
+    waves = np.array([[2, 100, 120], [2, 400, 420], [3, 450, 500]])
+    counts = {}
+    out = apply_rules(waves, FS, None, rpeak_anchor="nk_neurokit", rpeaks=np.array([110]),
+                      counts=counts)
+    assert out.tolist() == [[2, 100, 120], [3, 450, 500]] and counts["qrs_unanchored"] == 1
+    counts = {}
+    out = apply_rules(waves, FS, None, rpeak_anchor="nk_neurokit", rpeaks=None, counts=counts)
+    assert len(out) == 3 and counts["anchor_skipped"] == 1

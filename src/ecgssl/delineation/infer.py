@@ -103,12 +103,25 @@ class Delineator:
         return stitched_probs(self.model, y, int(inp["window"]), int(inp["overlap"]), batch_size)
 
     def waves_from_probs(self, probs: np.ndarray, fs: float, n_samples: int,
-                         setting: dict | None = None) -> np.ndarray:
-        """(4, T') probabilities of one lead -> (n, 3) waves in samples of the input rate."""
+                         setting: dict | None = None, signal: np.ndarray | None = None
+                         ) -> np.ndarray:
+        """(4, T') probabilities of one lead -> (n, 3) waves in samples of the input rate.
+
+        ``signal``: the lead (T,) at the input rate, needed by ``rpeak_anchor`` settings."""
         pp, rules = split_setting(self.postprocess if setting is None else setting)
         waves = mask_to_waves(np.argmax(probs, axis=0), self.fs, **pp)
         counts: dict = {}
-        waves = apply_rules(waves, self.fs, probs, counts=counts, **rules)
+        rpeaks = None
+        if rules.get("rpeak_anchor") and signal is not None:
+            from ecgssl.delineation.rpeaks import detect_lead
+            from ecgssl.errors import ECGDataError
+
+            try:
+                found = detect_lead(signal, fs, rules["rpeak_anchor"])
+                rpeaks = np.round(found * (self.fs / fs)).astype(np.int64)
+            except ECGDataError:
+                rpeaks = None  # the detector failed on this lead: counted as anchor_skipped
+        waves = apply_rules(waves, self.fs, probs, rpeaks=rpeaks, counts=counts, **rules)
         for k, v in counts.items():
             self.last_counts[k] = self.last_counts.get(k, 0) + v
         if len(waves) == 0:
@@ -122,8 +135,8 @@ class Delineator:
         """lead -> (n, 3) int64 waves ``(code, onset, offset)`` in samples of the input rate."""
         x, names = as_leads(signal, leads)
         probs = self.probabilities(x, fs, names)
-        return {name: self.waves_from_probs(p, fs, x.shape[-1], setting)
-                for name, p in zip(names, probs)}
+        return {name: self.waves_from_probs(p, fs, x.shape[-1], setting, row)
+                for name, p, row in zip(names, probs, x)}
 
 
 @lru_cache(maxsize=4)

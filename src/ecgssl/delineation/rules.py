@@ -3,6 +3,9 @@
 After ``ecgssl.eval.postprocess.mask_to_waves`` (gap merging, fragment removal) the wave list
 can still break the order of a heartbeat. ``apply_rules`` enforces, in this order:
 
+0. **R-peak anchoring** (``rpeak_anchor``: a detector name of ``ecgssl.delineation.rpeaks``):
+   a QRS complex with no R-peak of that detector inside it (widened by 50 ms on each side) is
+   dropped; the ensemble of the network with a classical detector.
 1. **Refractory QRS** (``qrs_refractory_ms``): two QRS complexes whose onsets are closer than
    this cannot both be beats (the ventricles are refractory for about 200 ms); the one with the
    smaller probability mass (sum over its samples of the network's QRS probability) is dropped.
@@ -34,11 +37,17 @@ CANDIDATES: dict[str, dict] = {
     "refractory": {"qrs_refractory_ms": 200.0},
     "beat": {"qrs_refractory_ms": 200.0, "one_p": True, "one_t": True},
     "beat_pr": {"qrs_refractory_ms": 200.0, "one_p": True, "one_t": True, "max_pr_ms": 250.0},
+    "beat_anchor": {"qrs_refractory_ms": 200.0, "one_p": True, "one_t": True,
+                    "rpeak_anchor": "nk_neurokit"},
+    "beat_anchor_ours": {"qrs_refractory_ms": 200.0, "one_p": True, "one_t": True,
+                         "rpeak_anchor": "ecgssl"},
     "beat_min": {"qrs_refractory_ms": 200.0, "one_p": True, "one_t": True,
                  "min_duration_ms": {1: 40.0, 2: 40.0, 3: 80.0}},
 }
 #: Keys of a post-processing setting that ``apply_rules`` reads (the rest go to mask_to_waves).
-RULE_KEYS = ("qrs_refractory_ms", "one_p", "one_t", "max_pr_ms")
+RULE_KEYS = ("qrs_refractory_ms", "one_p", "one_t", "max_pr_ms", "rpeak_anchor")
+#: Widening (ms) of each QRS when looking for its anchoring R-peak.
+ANCHOR_MS = 50.0
 
 
 def _mass(wave, probs: np.ndarray | None) -> float:
@@ -55,6 +64,7 @@ def _best(cands: list, probs) -> list:
 def apply_rules(waves: np.ndarray, fs: float, probs: np.ndarray | None = None,
                 qrs_refractory_ms: float | None = None, one_p: bool = False,
                 one_t: bool = False, max_pr_ms: float | None = None,
+                rpeak_anchor: str | None = None, rpeaks: np.ndarray | None = None,
                 counts: dict | None = None) -> np.ndarray:
     """Enforce the beat order on one lead (module docstring).
 
@@ -62,6 +72,8 @@ def apply_rules(waves: np.ndarray, fs: float, probs: np.ndarray | None = None,
         waves: (n, 3) int64 ``(code, onset, offset)``, offset inclusive, sorted by onset.
         fs: sampling rate of the waves (Hz).
         probs: optional (4, T) class probabilities (ranks competing waves; else by duration).
+        rpeaks: R-peaks (samples at ``fs``) of the ``rpeak_anchor`` detector; anchoring is
+            skipped (and counted as ``anchor_skipped``) when they are missing.
         counts: dict updated with the number of waves each rule dropped.
     Returns:
         (m, 3) int64 wave array, m <= n, sorted by onset.
@@ -71,6 +83,15 @@ def apply_rules(waves: np.ndarray, fs: float, probs: np.ndarray | None = None,
     if len(w) == 0:
         return EMPTY_WAVES.copy()
     qrs = [row for row in w if row[0] == WAVE_QRS]
+    if rpeak_anchor:
+        if rpeaks is None:
+            counts["anchor_skipped"] = counts.get("anchor_skipped", 0) + 1
+        else:
+            pad = ANCHOR_MS * fs / 1000.0
+            r = np.asarray(rpeaks, dtype=np.int64)
+            kept = [q for q in qrs if ((r >= q[1] - pad) & (r <= q[2] + pad)).any()]
+            counts["qrs_unanchored"] = counts.get("qrs_unanchored", 0) + len(qrs) - len(kept)
+            qrs = kept
     if qrs_refractory_ms:
         gap = qrs_refractory_ms * fs / 1000.0
         kept: list = []
@@ -140,7 +161,7 @@ def select_postprocess(model_path: str | Path, ludb_root: str | Path,
     for item in items:
         probs = dl.probabilities(item.signal[None], item.fs)[0]
         for name, setting in cands.items():
-            pred = dl.waves_from_probs(probs, item.fs, item.signal.size, setting)
+            pred = dl.waves_from_probs(probs, item.fs, item.signal.size, setting, item.signal)
             scorers[name].add_lead(pred, item.waves, item.span, record_id=item.record_id,
                                    n_samples=item.signal.size)
     table = {name: {"setting": cands[name], "score": _score(s.summary()),
