@@ -16,7 +16,8 @@ Parts (``--parts``, default all):
   written independently of ``ecgssl.delineation.augment``.
 * ``rates``: the same leads resampled (polyphase) to 128, 360 and 1000 Hz.
 * ``lead_groups``: models trained (fold-0 training records) on limb leads only and tested on
-  chest leads of the test records, and the reverse (``--lead-group-steps`` training steps each).
+  chest leads of the test records, and the reverse (``python -m ecgssl.delineation.train
+  --stage lead_groups``; they use the fold-0 model's post-processing choice).
 * ``qrs_vs_rpeaks``: the bundled model (trained on all of LUDB: MIT-BIH and CPSC are unseen)
   on MIT-BIH 100 (MLII and V5, each alone) and the CPSC 2021 sample (each lead alone): predicted
   QRS onsets matched to the reference beats within [-150, +150] ms of R (F1), onset - R in ms.
@@ -25,8 +26,8 @@ Parts (``--parts``, default all):
   a detection matches a reference beat within +-75 ms (one-to-one); Se, PPV, F1.
 * ``speed``: records/s of each delineator (10 s 12-lead LUDB records; a 30 min lead).
 
-``--quick``: 10 LUDB test records, the first 5 min of MIT-BIH 100 and of 6 CPSC records, fewer
-lead-group steps. Writes ``benchmarks/results/delineation_unseen[_quick].json`` and ``.md``.
+``--quick``: 10 LUDB test records, the first 5 min of MIT-BIH 100 and of 6 CPSC records.
+Writes ``benchmarks/results/delineation_unseen[_quick].json`` and ``.md``.
 
 Run::
 
@@ -345,7 +346,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--records", type=int, default=None,
                         help="use only the first N test records (smoke runs)")
-    parser.add_argument("--lead-group-steps", type=int, default=None)
+    parser.add_argument("--stem", default=None, help="result file name (default "
+                        "delineation_unseen[_quick])")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
@@ -382,25 +384,19 @@ def main(argv=None) -> int:
                 resampled_leads(items, rate), METHODS, fold)
             log(f"rate {rate} done")
     if "lead_groups" in parts:
-        from ecgssl.delineation.model import DEFAULT_INPUT, DEFAULT_NETWORK, save_delineator
-        from ecgssl.delineation.train import LICENCE, fit, load_ludb_leads
-
-        steps = args.lead_group_steps or (600 if args.quick else 3000)
-        train = load_ludb_leads(data / "ludb", fold.spec["split"]["train"])
-        names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-        for src, dst, tag in ((LIMB, CHEST, "limb->chest"), (CHEST, LIMB, "chest->limb")):
-            keep = [names.index(n) for n in src]
-            sub = {**train, "signals": train["signals"][:, keep], "masks": train["masks"][:, keep],
-                   "spans": train["spans"][:, keep]}
-            model, _ = fit(sub, steps, seed=0, log_every=max(steps // 4, 1))
-            spec = {"network": DEFAULT_NETWORK, "input": DEFAULT_INPUT,
-                    "postprocess": fold.postprocess, "licence": LICENCE,
-                    "training": {"leads": list(src), "steps": steps}}
-            path = save_delineator(model, REPO / "runs" / "delineation" / f"leads_{src[0]}",
-                                   spec)
+        for tag, dst in (("limb", CHEST), ("chest", LIMB)):
+            path = Path(args.fold_model).parent / f"leads_{tag}"
+            if not path.with_suffix(".json").is_file():
+                raise SystemExit(f"{path}.json is missing: train it with `python -m "
+                                 "ecgssl.delineation.train --stage lead_groups`")
             dl = Delineator.load(path)
-            results[f"seg:leave-lead-group-out {tag} ({steps} steps), LUDB test"] = score_leads(
-                [it for it in items if it.lead in dst], METHODS, dl)
+            if dl.spec["split"]["test"] != fold.spec["split"]["test"]:
+                raise SystemExit(f"{path}: trained on another split than {args.fold_model}")
+            dl.spec["postprocess"] = fold.postprocess  # the choice made on validation
+            steps = dl.spec["training"]["steps"]
+            results[f"seg:leave-lead-group-out: trained on {tag} leads ({steps} steps), "
+                    f"tested on {'chest' if tag == 'limb' else 'limb'} leads, LUDB test"] = \
+                score_leads([it for it in items if it.lead in dst], METHODS, dl)
             log(f"lead group {tag} done")
     longs = None
     if "qrs_vs_rpeaks" in parts or "rpeaks" in parts or "speed" in parts:
@@ -449,7 +445,8 @@ def main(argv=None) -> int:
             "fold_model": str(args.fold_model), "test_records": test,
             "fold_model_postprocess": fold.postprocess,
             "bundled_model_postprocess": bundled.postprocess}
-    out = Path(args.out) / ("delineation_unseen_quick" if args.quick else "delineation_unseen")
+    stem = args.stem or ("delineation_unseen_quick" if args.quick else "delineation_unseen")
+    out = Path(args.out) / stem
     out.parent.mkdir(parents=True, exist_ok=True)
     write_report(results, out, meta)
     print(out.with_suffix(".md").read_text())

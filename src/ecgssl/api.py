@@ -266,6 +266,10 @@ def read_records(path: str | Path, kind: str | None = None, **options) -> Iterat
 def describe_checkpoint(path: str | Path) -> str:
     """Human-readable summary of an encoder or segmentation checkpoint (``ecgssl info``)."""
     path = Path(path)
+    from ecgssl.delineation.model import describe_delineator, is_delineator
+
+    if is_delineator(path):
+        return describe_delineator(path)
     if path.suffix == ".pt" and path.exists():
         try:
             _, spec = load_segmentation_model(path)

@@ -421,8 +421,13 @@ def aami_classes(symbols) -> np.ndarray:
     return np.array([AAMI_CLASS_NAMES.index(aami_class(s)) for s in symbols], dtype=np.int8)
 
 
-def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "?"):
+def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "?",
+                   detector: str | None = None):
     """R-peaks, beat features, beat classes and rhythm features of one window.
+
+    The R-peaks come from ``ecgssl.delineation.rpeaks``: ``detector`` names one of its
+    ``DETECTORS``; None takes its ``DEFAULT_DETECTOR`` (the benchmark's best), so Beat-SSL's
+    targets follow that choice. ``"ecgssl"`` is this module's own multi-lead detector.
 
     Args:
         signal: (L, T) float array in mV (at least 2 s).
@@ -438,7 +443,13 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
     ref = reference_lead(clean, leads)
-    rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
+    from ecgssl.delineation.rpeaks import DEFAULT_DETECTOR, detect_lead
+
+    name = DEFAULT_DETECTOR if detector is None else detector
+    if name == "ecgssl":
+        rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
+    else:
+        rpeaks = np.unique(detect_lead(x[ref], fs, name, record_id)).astype(np.int64)
     rr = np.diff(rpeaks) / fs
     beat_features = _beat_features(clean, rpeaks, fs, ref, rr)
     return BeatAnnotation(

@@ -143,6 +143,31 @@ def load_delineator(path: str | Path | None = None) -> tuple[nn.Module, dict[str
     return model.eval(), spec
 
 
+def describe_delineator(path: str | Path) -> str:
+    """Human-readable summary of a delineator's JSON (``ecgssl info``)."""
+    meta_path = _stem(path).with_suffix(".json")
+    spec = json.loads(meta_path.read_text())
+    inp, train = spec["input"], spec.get("training", {})
+    lines = [f"delineator {meta_path}",
+             f"  network: {spec['network']['encoder']} {json.dumps(spec['network'])} "
+             f"({spec.get('n_parameters', '?')} parameters), single-channel: any lead",
+             f"  input: any rate >= 100 Hz -> {inp['fs']:g} Hz, windows of {inp['window']} "
+             f"samples overlapping by {inp['overlap']}; normalisation {inp['normalisation']}",
+             f"  post-processing: {json.dumps(spec.get('postprocess', {}))}",
+             f"  weights sha256: {spec.get('weights_sha256')}"]
+    if train:
+        lines.append(f"  training: {train.get('n_records')} records, {train.get('steps')} steps, "
+                     f"{train.get('seconds')} s; {train.get('command', '')}")
+    val = spec.get("validation")
+    if val:
+        lines.append(f"  validation ({len(val.get('records', []))} records): chose "
+                     f"{val.get('chosen_name')}, mean F1 {val.get('score', float('nan')):.3f}")
+    if "licence" in spec:
+        lines.append(f"  data: {spec['licence'].get('training_data')} "
+                     f"({spec['licence'].get('data_licence')})")
+    return "\n".join(lines)
+
+
 def n_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 

@@ -12,7 +12,10 @@ Stages (``--stage``, default ``all``):
    scores for the LUDB protocols. The test part is never looked at here.
 2. ``select``: every post-processing candidate of ``ecgssl.delineation.rules.CANDIDATES`` on the
    fold-0 validation records; the best mean onset/offset F1 (P, QRS, T) wins.
-3. ``final``: the same recipe on all 200 records, written to ``--out`` (default: the package's
+3. ``lead_groups`` (for the benchmark's leave-lead-group-out protocol, not part of ``all``): two
+   models on the fold-0 training records, one on the limb leads only (``--work``/leads_limb),
+   one on the chest leads only (``--work``/leads_chest).
+4. ``final``: the same recipe on all 200 records, written to ``--out`` (default: the package's
    ``resources/delineator_ludb``) with the choice and the validation numbers of stage 2.
 
 Training: every (record, lead) with an annotated span is one single-channel sample; a batch
@@ -180,6 +183,34 @@ def stage_fit(args, stage: str) -> Path:
     return path
 
 
+LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
+CHEST_LEADS = ("V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def stage_lead_groups(args) -> list[Path]:
+    """Limb-only and chest-only models on the fold-0 training records."""
+    from ecgssl.data.leads import LEADS_12
+
+    _, (train, val, test) = _split(args.ludb)
+    data = load_ludb_leads(args.ludb, train)
+    paths = []
+    for tag, group in (("limb", LIMB_LEADS), ("chest", CHEST_LEADS)):
+        keep = [LEADS_12.index(n) for n in group]
+        sub = {**data, "signals": data["signals"][:, keep], "masks": data["masks"][:, keep],
+               "spans": data["spans"][:, keep]}
+        t0 = time.perf_counter()
+        model, history = fit(sub, args.steps, args.batch_size, args.crop, args.lr, args.seed)
+        training = _train_spec(args, data, history, time.perf_counter() - t0, f"leads_{tag}")
+        training["leads"] = list(group)
+        spec = {"network": DEFAULT_NETWORK, "input": DEFAULT_INPUT, "training": training,
+                "licence": LICENCE, "split": {"protocol": "patient_kfold(5, seed=0) fold 0 "
+                                              "of LUDB", "train": train, "val": val,
+                                              "test": test}}
+        paths.append(save_delineator(model, Path(args.work) / f"leads_{tag}", spec))
+        print(f"wrote {paths[-1]}")
+    return paths
+
+
 def stage_select(args) -> dict:
     """Choose the post-processing on the fold-0 validation records; write it into both JSONs."""
     from ecgssl.delineation.rules import select_postprocess
@@ -204,7 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ludb", default=str(Path("..") / "shared" / "data" / "ludb"))
     parser.add_argument("--out", default=str(DEFAULT_MODEL), help="final model stem")
     parser.add_argument("--work", default="runs/delineation", help="fold-0 model folder")
-    parser.add_argument("--stage", default="all", choices=["all", "fold", "select", "final"])
+    parser.add_argument("--stage", default="all", choices=["all", "fold", "select", "final",
+                                                            "lead_groups"])
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--batch-size", type=int, default=24)
     parser.add_argument("--crop", type=int, default=1280, help="training crop (samples, 250 Hz)")
@@ -217,6 +249,8 @@ def main(argv=None) -> int:
         stage_fit(args, "fold")
     if args.stage in ("all", "final"):
         stage_fit(args, "final")
+    if args.stage == "lead_groups":
+        stage_lead_groups(args)
     if args.stage in ("all", "select"):
         stage_select(args)
     return 0
