@@ -113,3 +113,11 @@ def test_loaded_once_and_counts_rules(ludb_ii):
     dl = Delineator.load()
     dl.waves(ludb_ii[2], 500.0, "II")
     assert all(v >= 0 for v in dl.last_counts.values())
+
+
+def test_info_describes_the_bundled_model(capsys):
+    from ecgssl.cli import main
+
+    assert main(["info", str(DEFAULT_MODEL.with_suffix(".json"))]) == 0
+    out = capsys.readouterr().out
+    assert "delineator" in out and "sha256" in out and "LUDB" in out

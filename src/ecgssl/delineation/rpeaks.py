@@ -2,7 +2,8 @@
 
 ``DETECTORS`` maps a name to a function ``(x (T,) mV, fs) -> (n,) int64 samples`` of one lead:
 
-* ``ecgssl``: ``ecgssl.data.beats.detect_rpeaks`` (multi-lead slope energy, Pan-Tompkins-like).
+* ``ecgssl``: ``ecgssl.data.beats.detect_rpeaks`` (multi-lead slope energy, Pan-Tompkins-like),
+  over 10 s windows (``windowed``) as ``prepare`` uses it.
 * ``delineator``: the R-peak of every QRS of the bundled delineator: the sample of largest
   |deflection| from the QRS's own onset level inside the QRS.
 * ``nk_<method>``: ``neurokit2.ecg_peaks(ecg_clean(x, method="neurokit"), method=<method>)`` for
@@ -46,10 +47,41 @@ def _nk(method: str) -> Callable:
     return detect
 
 
-def _ours(x: np.ndarray, fs: float) -> np.ndarray:
+#: Window and overlap (s) of ``windowed``: the length ``data.beats`` was designed for.
+WINDOW_S, OVERLAP_S = 10.0, 2.0
+
+
+def windowed(detect: Callable, x: np.ndarray, fs: float) -> np.ndarray:
+    """Run a per-window detector ``detect(x_window, fs)`` over a long (..., T) signal.
+
+    Windows of ``WINDOW_S`` every ``WINDOW_S - OVERLAP_S`` seconds (the last aligned to the
+    end); window k keeps the peaks between the middles of its overlaps with its neighbours, so
+    every stretch is owned by exactly one window and no beat is counted twice. A detector whose
+    thresholds adapt to its whole input (ours: a typical beat energy) would otherwise lose the
+    small beats of a long record whose amplitude changes.
+    """
+    n = x.shape[-1]
+    win, step = int(WINDOW_S * fs), int((WINDOW_S - OVERLAP_S) * fs)
+    if n <= win + step // 2:
+        return detect(x, fs)
+    starts = list(range(0, n - win, step)) + [n - win]
+    # Boundary between window k and k + 1: the middle of their overlap.
+    cuts = [0] + [(a + b + win) // 2 for a, b in zip(starts, starts[1:])] + [n]
+    out = []
+    for k, s in enumerate(starts):
+        peaks = np.asarray(detect(x[..., s:s + win], fs), dtype=np.int64) + s
+        out.append(peaks[(peaks >= cuts[k]) & (peaks < cuts[k + 1])])
+    return np.unique(np.concatenate(out)).astype(np.int64)
+
+
+def _ours_window(x: np.ndarray, fs: float) -> np.ndarray:
     from ecgssl.data.beats import detect_rpeaks as ours
 
     return ours(np.asarray(x, dtype=np.float64)[None], fs)
+
+
+def _ours(x: np.ndarray, fs: float) -> np.ndarray:
+    return windowed(_ours_window, np.asarray(x, dtype=np.float64), fs)
 
 
 def _delineator(x: np.ndarray, fs: float) -> np.ndarray:
@@ -113,6 +145,6 @@ def detect_rpeaks(signal, fs: float, leads: Sequence[str] | str | None = None,
     if name == "ecgssl":
         from ecgssl.data.beats import detect_rpeaks as ours
 
-        return ours(x, fs, names, record_id=record_id)
+        return windowed(lambda w, rate: ours(w, rate, names, record_id=record_id), x, fs)
     ref = reference_lead(clean_signal(x, fs), names) if len(x) > 1 else 0
     return detect_lead(x[ref], fs, name, record_id)
