@@ -406,7 +406,7 @@ def register(sub, fmt) -> None:
     p = sub.add_parser(
         "delineate", help="P/QRS/T waves (or R-peaks) of a record or of a folder of records",
         formatter_class=fmt,
-        epilog="examples:\n  ecgssl delineate data/ludb/data/1 --plot waves.png   # bundled model\n"
+        epilog="example:\n  ecgssl delineate data/ludb/data/1 --plot waves.png   # bundled model\n"
                "  ecgssl delineate ../mitdb/100 --only-leads MLII --out waves.csv\n"
                "  ecgssl delineate DIR --out waves.csv          # every record, progress bar\n"
                "  ecgssl delineate DIR --rpeaks --out rpeaks.csv")

@@ -9,10 +9,14 @@
 * ``nk_<method>``: ``neurokit2.ecg_peaks(ecg_clean(x, method="neurokit"), method=<method>)`` for
   the methods of ``NK_PEAK_METHODS``.
 
-``DEFAULT_DETECTOR`` is the one ``detect_rpeaks`` uses when none is named. It is chosen by
-``benchmarks/delineation_unseen.py --part rpeaks`` (results in
-``benchmarks/results/delineation_unseen_rpeaks.md``): the detector with the best mean F1 over
-the benchmark's records, our own included, so a library detector that is better is used.
+``DEFAULT_DETECTOR`` is the one ``detect_rpeaks`` (and ``data.beats.annotate_beats``, i.e.
+Beat-SSL's targets at ``prepare``) uses when none is named: the detector without a network
+(ours or neurokit2's) with the best mean F1 over the record sets of
+``benchmarks/delineation_unseen.py --parts rpeaks``. In ``results/delineation_unseen_quick.md``
+ours has 99.50 % mean F1, the best neurokit2 detector (``nk_neurokit``) 98.45 %, so ours stays;
+``nk_neurokit`` is ahead on MIT-BIH 100 alone (Se 99.73 vs 99.46 %). The delineator's R-peaks
+(99.51 %, three fewer false positives in about 9000 beats) are available by name but are not
+the default: they need the network in every ``prepare`` window for no measurable gain.
 
 Multi-lead input: the reference lead is II (or MLII) when present and not flat, else the lead
 with the most QRS slope energy (``ecgssl.data.beats.reference_lead``); single-lead detectors run

@@ -1,8 +1,14 @@
 """Rebuild the bundled delineator: train on LUDB leads one at a time, with augmentation.
 
-Command (about 25 min on 2 CPU cores, 1 torch thread per process; the budget stated in the JSON)::
+Command::
 
     nice -n 10 python -m ecgssl.delineation.train --ludb ../shared/data/ludb
+
+Budget: 1200 steps of 24 crops of 1280 samples (5.1 s at 250 Hz), one torch thread: the bundled
+model took 1110 s (the fold-0 model 1134 s) on the shared 2-core development machine with the
+two stages run side by side (``--stage fold`` and ``--stage final`` as two processes, then
+``--stage select``); run in one process, ``all`` takes about twice as long. The seconds are
+recorded in the JSON (``training.seconds``).
 
 Stages (``--stage``, default ``all``):
 
