@@ -191,6 +191,11 @@ def _subset(rec, wanted: str | None, aliases):
 def _rows(rec, args, aliases) -> list[dict]:
     """CSV rows of one record: waves (record_id, lead, wave, onset_s, offset_s) or R-peaks
     (record_id, lead, rpeak_s)."""
+    return _result(rec, args, aliases)[0]
+
+
+def _result(rec, args, aliases) -> tuple[list[dict], dict | None]:
+    """(CSV rows, lead -> waves of ``delineate`` (None for R-peaks)) of one record."""
     from ecgssl.api import delineate, detect_rpeaks
 
     signal, names = _subset(rec, args.only_leads, aliases)
@@ -198,10 +203,10 @@ def _rows(rec, args, aliases) -> list[dict]:
         peaks = detect_rpeaks(signal, rec.fs, names, method=args.detector)
         lead = "+".join(names)
         return [{"record_id": rec.record_id, "lead": lead, "rpeak_s": float(p) / rec.fs}
-                for p in peaks]
+                for p in peaks], None
     waves = delineate(signal, rec.fs, names, args.model, missing_leads=args.missing_leads)
     return [{"record_id": rec.record_id, "lead": lead, **w}
-            for lead, items in waves.items() for w in items]
+            for lead, items in waves.items() for w in items], waves
 
 
 def _print_rows(rec, rows: list[dict], rpeaks: bool) -> None:
@@ -259,18 +264,14 @@ def cmd_delineate(args) -> int:
         return 0
     rec = read_one_record(args.record, args.kind, args.fs,
                           args.leads.split(",") if args.leads else None)
-    rows = _rows(rec, args, aliases)
+    rows, waves = _result(rec, args, aliases)
     _print_rows(rec, rows, args.rpeaks)
     if args.out:
         _write_csv(args.out, rows, args.rpeaks)
         print(f"wrote {args.out}")
     if args.json:
-        key = "rpeaks" if args.rpeaks else "waves"
-        payload = rows if args.rpeaks else {}
-        if not args.rpeaks:
-            for r in rows:
-                payload.setdefault(r["lead"], []).append(
-                    {k: r[k] for k in ("wave", "onset_s", "offset_s")})
+        # Every delineated lead is a key, also one where nothing was found (an empty list).
+        key, payload = ("rpeaks", rows) if args.rpeaks else ("waves", waves)
         Path(args.json).write_text(json.dumps({"record_id": rec.record_id, key: payload},
                                               indent=1))
         print(f"wrote {args.json}")
