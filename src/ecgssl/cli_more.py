@@ -238,7 +238,7 @@ def cmd_delineate(args) -> int:
     """One record (printed) or a folder of records (batch, one CSV), waves or R-peaks."""
     from tqdm import tqdm
 
-    from ecgssl.api import read_records
+    from ecgssl.io import open_source
 
     aliases = _lead_aliases(args)
     target = Path(args.record)
@@ -246,9 +246,9 @@ def cmd_delineate(args) -> int:
         if not args.out:
             raise ValueError(f"{target} is a folder: give --out FILE.csv for the batch result")
         rows, skipped, n_ok = [], [], 0
-        records = read_records(target, kind=args.kind)
-        for rec in tqdm(records, desc="delineate" if not args.rpeaks else "rpeaks",
-                        unit="record", disable=args.no_progress):
+        records = open_source(target, kind=args.kind)
+        for rec in tqdm(records, total=len(records), unit="record", disable=args.no_progress,
+                        desc="delineate" if not args.rpeaks else "rpeaks"):
             try:
                 rows += _rows(rec, args, aliases)
                 n_ok += 1
