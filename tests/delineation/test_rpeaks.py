@@ -68,3 +68,15 @@ def test_windowed_detection_owns_every_stretch_once():
 
     whole, ours = _ours_window(x, 250.0), detect_lead(x, 250.0, "ecgssl")
     assert len(whole) < 0.7 * len(beats) and len(ours) >= 0.9 * len(beats)
+
+
+def test_beat_ssl_targets_follow_the_prepare_detector(monkeypatch):
+    import ecgssl.delineation.rpeaks as rpeaks
+    from ecgssl.data.beats import annotate_beats
+
+    x, beats = _ecg(250.0)
+    used = []
+    monkeypatch.setitem(rpeaks.DETECTORS, "spy", lambda w, fs: used.append(fs) or beats)
+    monkeypatch.setattr(rpeaks, "PREPARE_DETECTOR", "spy")
+    ann = annotate_beats(np.stack([x, x]), 250.0, ["I", "II"])
+    assert used == [250.0] and np.array_equal(ann.rpeaks, beats)

@@ -426,8 +426,8 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     """R-peaks, beat features, beat classes and rhythm features of one window.
 
     The R-peaks come from ``ecgssl.delineation.rpeaks``: ``detector`` names one of its
-    ``DETECTORS``; None takes its ``DEFAULT_DETECTOR`` (the benchmark's best), so Beat-SSL's
-    targets follow that choice. ``"ecgssl"`` is this module's own multi-lead detector.
+    ``DETECTORS``; None takes its ``PREPARE_DETECTOR`` (chosen by the benchmark, see there), so
+    Beat-SSL's targets follow that choice. ``"ecgssl"`` is this module's own multi-lead detector.
 
     Args:
         signal: (L, T) float array in mV (at least 2 s).
@@ -443,9 +443,9 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
     ref = reference_lead(clean, leads)
-    from ecgssl.delineation.rpeaks import DEFAULT_DETECTOR, detect_lead
+    from ecgssl.delineation.rpeaks import PREPARE_DETECTOR, detect_lead
 
-    name = DEFAULT_DETECTOR if detector is None else detector
+    name = PREPARE_DETECTOR if detector is None else detector
     if name == "ecgssl":
         rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
     else:

@@ -9,14 +9,17 @@
 * ``nk_<method>``: ``neurokit2.ecg_peaks(ecg_clean(x, method="neurokit"), method=<method>)`` for
   the methods of ``NK_PEAK_METHODS``.
 
-``DEFAULT_DETECTOR`` is the one ``detect_rpeaks`` (and ``data.beats.annotate_beats``, i.e.
-Beat-SSL's targets at ``prepare``) uses when none is named: the detector without a network
-(ours or neurokit2's) with the best mean F1 over the record sets of
-``benchmarks/delineation_unseen.py --parts rpeaks``. In ``results/delineation_unseen_quick.md``
-ours has 99.50 % mean F1, the best neurokit2 detector (``nk_neurokit``) 98.45 %, so ours stays;
-``nk_neurokit`` is ahead on MIT-BIH 100 alone (Se 99.73 vs 99.46 %). The delineator's R-peaks
-(99.51 %, three fewer false positives in about 9000 beats) are available by name but are not
-the default: they need the network in every ``prepare`` window for no measurable gain.
+``DEFAULT_DETECTOR`` is the one ``detect_rpeaks`` uses when none is named: the detector with
+the best mean F1 over the record sets of ``benchmarks/delineation_unseen.py --parts rpeaks``
+(full run, ``results/delineation_unseen_long.md``): the delineator's, 99.3 % mean F1, ahead of
+the best neurokit2 detector on every set (``nk_neurokit`` 98.2 % mean; ours 98.6 %).
+
+``PREPARE_DETECTOR`` is the one ``data.beats.annotate_beats`` (Beat-SSL's targets at
+``prepare``) uses: ours. The issue's rule is to switch when a *library* detector is better; none
+is on the mean (ours 98.6 %, ``nk_neurokit`` 98.2 %, ``nk_kalidas2017`` 97.9 %), though
+``nk_kalidas2017`` is ahead of ours on the CPSC 2021 sample at 6 dB SNR (97.1 vs 95.5 %). The
+delineator would be better there too, but it runs the network in every prepared window:
+``annotate_beats(..., detector="delineator")`` opts in.
 
 Multi-lead input: the reference lead is II (or MLII) when present and not flat, else the lead
 with the most QRS slope energy (``ecgssl.data.beats.reference_lead``); single-lead detectors run
@@ -34,7 +37,8 @@ from ecgssl.errors import ECGDataError
 
 NK_PEAK_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzee2012",
                    "kalidas2017", "promac")
-DEFAULT_DETECTOR = "ecgssl"
+DEFAULT_DETECTOR = "delineator"
+PREPARE_DETECTOR = "ecgssl"
 
 
 def _nk(method: str) -> Callable:
