@@ -158,3 +158,37 @@ def test_demo_summary_prints_paired_differences():
     text = "\n".join(_summary_lines(results))
     assert "JEPA: probe +0.047 [+0.010, +0.084] vs random-init vit" in text
     assert "segmentation mean F1 -0.075 [-0.086, -0.063]" in text
+
+
+def test_delineate_without_a_model_single_and_batch(shared_data, tmp_path, capsys):
+    """The bundled model: one record printed, a folder delineated into one CSV, R-peaks too."""
+    import csv
+    import shutil
+
+    rec = shared_data / "ludb" / "data" / "4"
+    assert main(["delineate", str(rec), "--only-leads", "II,v1", "--out",
+                 str(tmp_path / "one.csv"), "--json", str(tmp_path / "one.json")]) == 0
+    out = capsys.readouterr().out
+    assert "QRS" in out and "II" in out
+    assert set(json.loads((tmp_path / "one.json").read_text())["waves"]) == {"II", "V1"}
+    # A folder of 3 LUDB records (copied: ecgssl never writes into the data folder).
+    folder = tmp_path / "ludb"
+    (folder / "data").mkdir(parents=True)
+    for n in ("1", "2", "3"):
+        for f in (shared_data / "ludb" / "data").glob(f"{n}.*"):
+            shutil.copy(f, folder / "data" / f.name)
+    (folder / "RECORDS").write_text("data/1\ndata/2\ndata/3\n")
+    assert main(["delineate", str(folder), "--kind", "ludb", "--only-leads", "II", "--out",
+                 str(tmp_path / "waves.csv"), "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "waves.csv")))
+    assert {r["record_id"] for r in rows} == {"ludb/1", "ludb/2", "ludb/3"}
+    assert {r["wave"] for r in rows} == {"P", "QRS", "T"}
+    assert main(["delineate", str(folder), "--kind", "ludb", "--rpeaks", "--out",
+                 str(tmp_path / "r.csv"), "--no-progress"]) == 0
+    peaks = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert len(peaks) > 20 and set(peaks[0]) == {"record_id", "lead", "rpeak_s"}
+    capsys.readouterr()
+    assert main(["delineate", str(folder), "--kind", "ludb"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["delineate", str(rec), "--only-leads", "X9"]) == 2
+    assert "X9" in capsys.readouterr().err

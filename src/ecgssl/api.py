@@ -5,8 +5,8 @@ Example::
     import ecgssl
     enc = ecgssl.load_encoder("runs/demo/jepa/encoder.safetensors")  # or an original .pth
     z = enc.embed(signal_mv, fs=500, leads=["I", "II", ..., "V6"])    # (D,) float32
-    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...],
-                             model="runs/demo/report/segmentation_model.safetensors")
+    waves = ecgssl.delineate(signal_mv, fs=500, leads=["II"])  # bundled model, any length
+    rpeaks = ecgssl.detect_rpeaks(signal_mv, fs=500, leads=["II"])
 
 Inputs come with their own sampling rate, lead names and units (mV by default; ``units="uV"``
 or ``"counts"`` with ``gain``); the checkpoint's stored preprocessing (``ecgssl.data.inference``,
@@ -453,30 +453,74 @@ def load_finetuned_model(path: str | Path, device: str = "cpu"):
     return module.to(device).eval(), meta
 
 
-def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], model: str | Path,
-              missing_leads: str = "error") -> dict[str, list[dict[str, float]]]:
+def delineate(signal: np.ndarray, fs: float, leads: Sequence[str] | str,
+              model: str | Path | None = None, missing_leads: str = "error",
+              lead_aliases: dict[str, str] | None = None,
+              postprocess: dict | None = None) -> dict[str, list[dict[str, float]]]:
     """P/QRS/T waves of each lead of one ECG.
 
     Args:
-        signal: (L, T) millivolts at ``fs`` Hz, rows named by ``leads``.
-        model: a segmentation model saved by ``save_segmentation_model`` (``ecgssl demo``
-            writes one).
+        signal: (T,) or (L, T) millivolts at ``fs`` Hz, rows named by ``leads``.
+        model: None (default) = the bundled single-channel delineator trained on all of LUDB
+            (``ecgssl.delineation``): any lead or lead subset, any length >= 1 s, any rate
+            >= 100 Hz, each lead delineated on its own over overlapping windows stitched into
+            one wave list. Or the path of a delineator of that format, or of a segmentation
+            model saved by ``save_segmentation_model`` (``ecgssl demo`` writes one; it keeps its
+            own spec: its leads, rate and crop to ``n_samples``).
+        lead_aliases: {name in the record: lead name}, applied before anything else.
+        postprocess: override the delineator's post-processing (``delineation.rules``).
     Returns:
-        lead -> list of ``{"wave": "P"|"QRS"|"T", "onset_s", "offset_s"}`` in seconds of the
-        input (after the model's crop: the first ``n_samples`` at its rate), for the leads the
-        model was trained to delineate.
+        lead -> list of ``{"wave": "P"|"QRS"|"T", "onset_s", "offset_s"}`` in seconds from the
+        start of the input (offset = the wave's last sample).
     """
+    from ecgssl.delineation.infer import as_leads, delineate_signal, lead_names
+    from ecgssl.delineation.model import is_delineator
+
+    if model is None or is_delineator(model):
+        return delineate_signal(signal, fs, leads, model, lead_aliases, postprocess)
     from ecgssl.eval.segmentation import predict_waves
 
+    x, names = as_leads(signal, leads)
     seg, spec = load_segmentation_model(model)
     enc = Encoder(seg, spec)
-    x, out_leads = enc.prepare(signal, fs, leads, missing_leads)
-    rate = float(spec["preprocessing"]["fs"])
-    _, waves = predict_waves(seg, x, rate, leads=out_leads)
+    # Every window of the record through the model's own preprocessing (``prepare``'s path);
+    # a wave is kept from the window it starts in, so the end-aligned last window, which
+    # overlaps its predecessor, adds only the waves after that predecessor's end.
+    prepared = enc.prepare_windows(x, fs, lead_names(names, lead_aliases), missing_leads)
+    rate = float(prepared.fs)
+    out_leads = prepared.leads
     scored = set(spec["scored_leads"])
-    return {lead: [{"wave": WAVE_NAMES[int(code)], "onset_s": float(on) / rate,
-                    "offset_s": float(off) / rate} for code, on, off in lead_waves]
-            for lead, lead_waves in zip(out_leads, waves) if lead in scored}
+    result: dict[str, list[dict[str, float]]] = {lead: [] for lead in out_leads if lead in scored}
+    covered_until = np.zeros(len(out_leads))  # seconds up to which each lead has its waves
+    for w in range(len(prepared.x)):
+        _, waves = predict_waves(seg, prepared.x[w], rate, leads=out_leads)
+        start_s = float(prepared.starts_s[w])
+        valid_end = float(prepared.valid_spans[w][1])
+        for li, (lead, lead_waves) in enumerate(zip(out_leads, waves)):
+            if lead not in scored or not prepared.present[w, li]:
+                continue
+            for code, on, off in lead_waves:
+                if on >= valid_end:
+                    continue  # in the zero padding after the record's end
+                onset_s = start_s + float(on) / rate
+                if onset_s < covered_until[li]:
+                    continue
+                result[lead].append({"wave": WAVE_NAMES[int(code)], "onset_s": onset_s,
+                                     "offset_s": start_s + float(off) / rate})
+            covered_until[li] = start_s + valid_end / rate
+    return result
+
+
+def detect_rpeaks(signal: np.ndarray, fs: float, leads: Sequence[str] | str | None = None,
+                  method: str | None = None) -> np.ndarray:
+    """R-peak sample indices (n,) int64 of a (T,) or (L, T) mV ECG at ``fs`` Hz.
+
+    ``method``: a detector of ``ecgssl.delineation.rpeaks.DETECTORS`` (ours, the delineator's,
+    neurokit2's); default the one ``benchmarks/delineation_unseen.py`` found best.
+    """
+    from ecgssl.delineation.rpeaks import detect_rpeaks as detect
+
+    return detect(signal, fs, leads, method)
 
 
 # ------------------------------------------------------------------------------ records
@@ -492,6 +536,10 @@ def read_records(path: str | Path, kind: str | None = None, **options) -> Iterat
 def describe_checkpoint(path: str | Path) -> str:
     """Human-readable summary of an encoder or segmentation checkpoint (``ecgssl info``)."""
     path = Path(path)
+    from ecgssl.delineation.model import describe_delineator, is_delineator
+
+    if is_delineator(path):
+        return describe_delineator(path)
     pair = _model_stem(path).with_suffix(".json")
     if path.suffix in (".safetensors", ".json") and pair.is_file() and \
             read_json_file(pair).get("format") == SEGMENTATION_FORMAT:

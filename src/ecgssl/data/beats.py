@@ -135,7 +135,9 @@ def clean_signal(signal: np.ndarray, fs: float) -> np.ndarray:
     return sps.sosfiltfilt(_bandpass_sos(float(fs)), signal, axis=-1)
 
 
-def _reference_lead(clean: np.ndarray, leads) -> int:
+def reference_lead(clean: np.ndarray, leads) -> int:
+    """Row of the reference lead: II (or MLII) when present and not flat, else the lead with
+    the most slope energy. ``clean``: (L, T) band-passed signal (``clean_signal``)."""
     if leads is not None:
         for name in _REFERENCE_LEADS:
             if name in leads:
@@ -208,7 +210,7 @@ def detect_rpeaks(signal: np.ndarray, fs: float, leads=None, record_id: str = "?
     """R-peak sample indices (n,) int64 of a (L, T) mV signal (see the module docstring)."""
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
-    ref = _reference_lead(clean, leads)
+    ref = reference_lead(clean, leads)
     return _refine(_detect(clean, fs), clean[ref], fs)
 
 
@@ -419,8 +421,13 @@ def aami_classes(symbols) -> np.ndarray:
     return np.array([AAMI_CLASS_NAMES.index(aami_class(s)) for s in symbols], dtype=np.int8)
 
 
-def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "?"):
+def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "?",
+                   detector: str | None = None):
     """R-peaks, beat features, beat classes and rhythm features of one window.
+
+    The R-peaks come from ``ecgssl.delineation.rpeaks``: ``detector`` names one of its
+    ``DETECTORS``; None takes its ``PREPARE_DETECTOR`` (chosen by the benchmark, see there), so
+    Beat-SSL's targets follow that choice. ``"ecgssl"`` is this module's own multi-lead detector.
 
     Args:
         signal: (L, T) float array in mV (at least 2 s).
@@ -435,8 +442,14 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     """
     x = _validate(signal, fs, leads, record_id)
     clean = clean_signal(x, fs)
-    ref = _reference_lead(clean, leads)
-    rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
+    ref = reference_lead(clean, leads)
+    from ecgssl.delineation.rpeaks import PREPARE_DETECTOR, detect_lead
+
+    name = PREPARE_DETECTOR if detector is None else detector
+    if name == "ecgssl":
+        rpeaks = _refine(_detect(clean, fs), clean[ref], fs)
+    else:
+        rpeaks = np.unique(detect_lead(x[ref], fs, name, record_id)).astype(np.int64)
     rr = np.diff(rpeaks) / fs
     beat_features = _beat_features(clean, rpeaks, fs, ref, rr)
     return BeatAnnotation(
