@@ -18,6 +18,8 @@ class SSLMethod(nn.Module):
     """
 
     name: str = "base"
+    # True: batches must carry ``patient_code`` / ``record_code`` (``StoreDataset(ids=True)``).
+    needs_ids: bool = False
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
