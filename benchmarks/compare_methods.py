@@ -183,7 +183,8 @@ def markdown(res: dict) -> str:
               for t, p in res["pretraining"].items()]
     lines += ["", "## LUDB (run_suite)", "",
               f"Settings: {json.dumps(res['suite_config'])}. Full report: "
-              f"`{res['report_dir']}/report.md`.", "",
+              f"`{res['report_dir']}/report.md` (figures, not committed: "
+              f"`{res.get('figures_dir', 'runs/')}`).", "",
               "| row | probe macro AUROC | probe macro F1 | HR MAE bpm | QRS ms MAE | "
               "seg F1 P | seg F1 QRS | seg F1 T |", "|---|---|---|---|---|---|---|---|"]
     seg = suite.get("segmentation") or {}
@@ -264,6 +265,10 @@ def main(argv=None) -> int:
                     help="also fine-tune every pretrained encoder (classification, segmentation)")
     ap.add_argument("--methods", nargs="+", default=None,
                     help=f"a subset of {[m[0] for m in METHODS]}")
+    ap.add_argument("--seg-epochs", type=int, default=None,
+                    help=f"segmentation epochs (default {SUITE_FULL['seg_epochs']})")
+    ap.add_argument("--seg-folds", type=int, nargs="+", default=None,
+                    help="segmentation test folds to run (default all 5)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reuse", action="store_true",
                     help="keep finished runs whose recipe and overrides match")
@@ -289,6 +294,8 @@ def main(argv=None) -> int:
                                                         f" --samples {args.samples}")
     command += (" --finetune" if args.finetune else "") + \
         (f" --methods {' '.join(args.methods)}" if args.methods else "") + \
+        (f" --seg-epochs {args.seg_epochs}" if args.seg_epochs else "") + \
+        (f" --seg-folds {' '.join(map(str, args.seg_folds))}" if args.seg_folds else "") + \
         (f" --threads {args.threads}" if args.threads != 1 else "") + \
         (" --reuse" if args.reuse else "") + (f" --stem {args.stem}" if args.stem else "")
     res: dict = {"command": command, "samples": samples, "threads": args.threads,
@@ -323,7 +330,11 @@ def main(argv=None) -> int:
         (RESULTS / f"{stem}_partial.json").write_text(json.dumps(res, indent=2, default=str))
 
     print("[3/3] LUDB evaluation suite", flush=True)
-    budget = SUITE_QUICK if args.quick else SUITE_FULL
+    budget = dict(SUITE_QUICK if args.quick else SUITE_FULL)
+    if args.seg_epochs:
+        budget["seg_epochs"] = args.seg_epochs
+    if args.seg_folds:
+        budget["seg_folds"] = list(args.seg_folds)
     tasks = ["probe", "regression", "segmentation"] + ([] if args.quick else ["lowlabel"])
     cfg = SuiteConfig(tasks=tasks, n_folds=5, finetune_pretrained=args.finetune, plots=True,
                       **budget)
@@ -335,15 +346,15 @@ def main(argv=None) -> int:
                       title="Six pretraining methods, one budget: LUDB evaluation",
                       progress=False)
     res["suite_min"] = (time.perf_counter() - t) / 60
-    # The report's text and figures are committed; the segmentation model stays in runs/.
+    # The report's text is committed; its ~40 figures (2 MB) and the segmentation model stay in
+    # runs/ (the report's figure links point there).
     shown = RESULTS / stem
     shown.mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "report.json"):
         if (report_dir / name).is_file():
             shutil.copy2(report_dir / name, shown / name)
-    if (report_dir / "figures").is_dir():
-        shutil.copytree(report_dir / "figures", shown / "figures", dirs_exist_ok=True)
     res["report_dir"] = _rel(shown)
+    res["figures_dir"] = _rel(report_dir / "figures")
     res["suite"] = {k: suite.get(k) for k in ("rows", "probe", "probe_labels", "regression",
                                                "segmentation", "lowlabel", "paired_probe",
                                                "paired_segmentation", "seconds")}
