@@ -31,10 +31,17 @@ class StoreDataset(Dataset):
         leads: lead names to return, in this order (default: all of the store's leads).
         fields: extra item keys to keep (default: all available); ``signal`` and ``index`` are
             always kept.
+        ids: add ``patient_code`` and ``record_code`` (int64) to every item: the codes of the
+            manifest's ``patient_id`` and ``parent_id`` (the source record a window was cut
+            from), numbered over the whole store, so windows of one patient / record share a code
+            (CLOCS-style patient-specific contrast needs them in the batch). The manifest is read
+            once here, in the main process; a window without a patient id gets its record's id
+            as its patient (counted in ``ids_report``).
     """
 
     def __init__(self, store: ECGStore | str | os.PathLike, indices: Sequence[int] | None = None,
-                 leads: Sequence[str] | None = None, fields: Sequence[str] | None = None):
+                 leads: Sequence[str] | None = None, fields: Sequence[str] | None = None,
+                 ids: bool = False):
         self.store = store if isinstance(store, ECGStore) else ECGStore(store)
         n = len(self.store)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -53,6 +60,28 @@ class StoreDataset(Dataset):
             self.lead_rows = np.array([store_leads.index(name) for name in leads])
             self.leads = list(leads)
         self.fields = None if fields is None else set(fields) | {"signal", "index"}
+        self.patient_codes = self.record_codes = None
+        self.ids_report: dict[str, int] = {}
+        if ids:
+            self.fields = None if self.fields is None else \
+                self.fields | {"patient_code", "record_code"}
+            self._load_ids()
+
+    def _load_ids(self) -> None:
+        import pandas as pd
+
+        manifest = self.store.manifest
+        record = manifest["parent_id"] if "parent_id" in manifest else manifest["record_id"]
+        record = record.astype(str)
+        patient = manifest["patient_id"] if "patient_id" in manifest else \
+            pd.Series([None] * len(manifest))
+        missing = patient.isna() | (patient.astype(str).str.strip() == "")
+        patient = patient.astype(str).where(~missing, "record:" + record)
+        self.record_codes = pd.factorize(record)[0].astype(np.int64)
+        self.patient_codes = pd.factorize(patient)[0].astype(np.int64)
+        self.ids_report = {"windows_without_patient_id": int(missing.sum()),
+                           "patients": int(self.patient_codes.max(initial=-1) + 1),
+                           "records": int(self.record_codes.max(initial=-1) + 1)}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -63,6 +92,10 @@ class StoreDataset(Dataset):
             for key in ("signal", "lead_mask", "masks", "spans"):
                 if key in item:
                     item[key] = item[key][self.lead_rows]
+        if self.patient_codes is not None:
+            j = int(self.indices[i])
+            item["patient_code"] = np.int64(self.patient_codes[j])
+            item["record_code"] = np.int64(self.record_codes[j])
         if self.fields is not None:
             item = {k: v for k, v in item.items() if k in self.fields}
         return item

@@ -22,6 +22,8 @@ class SSLMethod(nn.Module):
     #: (e.g. ECG-JEPA trains through ``encoder.forward_tokens``, not ``encoder.forward``).
     #: Children not listed get their ``forward`` compiled.
     training_entry_points: dict[str, tuple[str, ...]] = {}
+    # True: batches must carry ``patient_code`` / ``record_code`` (``StoreDataset(ids=True)``).
+    needs_ids: bool = False
 
     def __init__(self, encoder: nn.Module):
         super().__init__()

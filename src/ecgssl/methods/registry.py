@@ -35,6 +35,9 @@ _REGISTRY: dict[str, MethodFactory] = {}
 _BUILTIN: dict[str, str] = {
     "jepa": "ecgssl.methods.jepa",
     "beat_ssl": "ecgssl.methods.beat_ssl",
+    "ts2vec": "ecgssl.methods.ts2vec",
+    "cmsc": "ecgssl.methods.cmsc",
+    "st_mem": "ecgssl.methods.st_mem",
 }
 
 

@@ -23,7 +23,7 @@ def register_encoder(name: str):
 
 def _load_builtin() -> None:
     # Importing the modules registers their configurations.
-    from ecgssl.models import cnn, vit  # noqa: F401
+    from ecgssl.models import cnn, ts2vec_dilated, vit, vit_stmem  # noqa: F401
     from ecgssl.models.foundation import ecgfm, ecgfounder, hubert_ecg, merl, stmem  # noqa: F401
 
 

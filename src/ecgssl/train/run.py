@@ -463,11 +463,16 @@ def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_di
     n_max = resolved["data"]["max_samples"]
     indices = None if n_max is None or n_max >= len(store) else list(range(n_max))
     leads = resolved["data"]["leads"]
-    dataset = StoreDataset(store, indices=indices, leads=leads)
     data_info = {"leads": list(leads or store_config["leads"]), "fs": float(store_config["fs"]),
                  "n_samples": int(store_config["n_samples"])}
     pl.seed_everything(resolved["train"]["seed"], workers=False, verbose=False)
     method = build_method(resolved, data_info)
+    # Methods that contrast windows of one patient / record (CMSC) ask for their codes.
+    dataset = StoreDataset(store, indices=indices, leads=leads,
+                           ids=getattr(method, "needs_ids", False))
+    if dataset.ids_report.get("windows_without_patient_id"):
+        print(f"note: {dataset.ids_report['windows_without_patient_id']} windows have no "
+              f"patient id; their record stands for the patient")
 
     probe_dataset = None
     if resolved["probe"]["every_n_epochs"] > 0:
