@@ -11,7 +11,7 @@ from tests.methods.pretrain_helpers import mean, pretrain_losses, tiny_store
 
 
 def _method(**kw):
-    enc = create_encoder("stmem_vit_tiny", depth=1, n_patches=10, patch_size=5)
+    enc = create_encoder("vit_tiny_stmem", depth=1, n_patches=10, patch_size=5)
     return STMEM(enc, decoder_dim=16, decoder_depth=1, decoder_num_heads=2, **kw)
 
 
@@ -86,14 +86,14 @@ def test_only_an_stmem_encoder_and_known_options():
     with pytest.raises(ValueError, match="STMEMViT"):
         create_method("st_mem", {}, {"name": "vit_tiny"}, {})
     with pytest.raises(ValueError, match="unknown st_mem options"):
-        create_method("st_mem", {"ratio": 0.5}, {"name": "stmem_vit_tiny"}, {})
+        create_method("st_mem", {"ratio": 0.5}, {"name": "vit_tiny_stmem"}, {})
 
 
 def test_a_short_pretraining_lowers_the_loss(tmp_path):
     store = tiny_store(tmp_path / "store")
     recipe = {"method": {"name": "st_mem", "decoder_dim": 32, "decoder_depth": 1,
                          "decoder_num_heads": 4},
-              "encoder": {"name": "stmem_vit_tiny", "depth": 1},
+              "encoder": {"name": "vit_tiny_stmem", "depth": 1},
               "data": {"fs": 250, "n_samples": 2500}}
     losses = pretrain_losses(recipe, store, tmp_path / "run", steps=30)
     assert mean(losses[-6:]) < 0.8 * mean(losses[:6])

@@ -9,7 +9,7 @@ from ecgssl.train.export import encoder_spec
 
 
 def _enc(**kw):
-    return create_encoder("stmem_vit_tiny", depth=1, n_patches=10, patch_size=5, **kw).eval()
+    return create_encoder("vit_tiny_stmem", depth=1, n_patches=10, patch_size=5, **kw).eval()
 
 
 def test_tokens_features_and_pooling_follow_the_vit_contract():
@@ -48,7 +48,7 @@ def test_visible_tokens_do_not_see_the_masked_patches():
 def test_rebuilds_from_its_spec():
     enc = _enc(input_scale=4.0, pool="meanmax")
     spec = encoder_spec(enc)
-    assert spec["name"] == "stmem_vit_tiny" and spec["overrides"]["lead_names"] == LEADS_12
+    assert spec["name"] == "vit_tiny_stmem" and spec["overrides"]["lead_names"] == LEADS_12
     again = create_encoder(spec["name"], **spec["overrides"]).eval()
     again.load_state_dict(enc.state_dict())
     x = torch.randn(2, 12, 50)

@@ -133,7 +133,7 @@ class STMEM(SSLMethod):
     """ST-MEM pretraining (module doc).
 
     Args:
-        encoder: an ``STMEMViT`` (``stmem_vit_*``).
+        encoder: an ``STMEMViT`` (``vit_*_stmem``).
         leads: names of the rows of ``batch["signal"]`` (the encoder must know them).
         mask_ratio: fraction of each lead's patches masked (paper 0.75).
         decoder_dim, decoder_depth, decoder_num_heads: decoder size.
@@ -148,7 +148,7 @@ class STMEM(SSLMethod):
                  decoder_num_heads: int = 4, norm_target: bool = False, seed: int = 0):
         super().__init__(encoder)
         if not isinstance(encoder, STMEMViT):
-            raise ValueError(f"ST-MEM needs an STMEMViT encoder (stmem_vit_*), got "
+            raise ValueError(f"ST-MEM needs an STMEMViT encoder (vit_*_stmem), got "
                              f"{type(encoder).__name__}")
         self.leads = list(leads)
         self.lead_idx = encoder.lead_indices(self.leads, len(self.leads))
@@ -222,7 +222,7 @@ _KEYS = {"mask_ratio", "decoder_dim", "decoder_depth", "decoder_num_heads", "nor
 def build_st_mem(method_cfg: dict[str, Any], encoder_cfg: dict[str, Any],
                  data_info: dict[str, Any]) -> STMEM:
     """ST-MEM from recipe sections (``configs/st_mem_cpu.yaml``); encoder default
-    ``stmem_vit_small``; leads from ``data_info`` (default the 12 standard leads)."""
+    ``vit_small_stmem``; leads from ``data_info`` (default the 12 standard leads)."""
     from ecgssl.methods.ts2vec import build_encoder_for
 
     cfg = dict(method_cfg)
@@ -232,5 +232,5 @@ def build_st_mem(method_cfg: dict[str, Any], encoder_cfg: dict[str, Any],
     if unknown:
         raise ValueError(f"unknown st_mem options {sorted(unknown)}; known {sorted(_KEYS)}")
     leads = list((data_info or {}).get("leads") or LEADS_12)
-    encoder = build_encoder_for(encoder_cfg, leads, "stmem_vit_small")
+    encoder = build_encoder_for(encoder_cfg, leads, "vit_small_stmem")
     return STMEM(encoder, leads=leads, **cfg)

@@ -143,12 +143,12 @@ def create_stmem_vit(size: str, n_leads: int | None = None,
     overrides.pop("class", None)
     cfg = {**VIT_CONFIGS[size], **overrides}
     model = STMEMViT(lead_names=names, **cfg)
-    model.spec["name"] = f"stmem_{size}"
+    model.spec["name"] = f"{size}_stmem"
     return model
 
 
 def _register(size: str) -> None:
-    register_encoder(f"stmem_{size}")(lambda **kw: create_stmem_vit(size, **kw))
+    register_encoder(f"{size}_stmem")(lambda **kw: create_stmem_vit(size, **kw))
 
 
 for _size in VIT_CONFIGS:
