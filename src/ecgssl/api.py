@@ -93,7 +93,9 @@ class Encoder:
         x, out_leads = self.prepare(signal, fs, leads, missing_leads)
         single = x.ndim == 2
         x = x[None] if single else x
-        kwargs = {"leads": out_leads} if _takes_leads(self.module) else {}
+        from ecgssl.models.registry import takes_lead_names
+
+        kwargs = {"leads": out_leads} if takes_lead_names(self.module) else {}
         if not kwargs and out_leads != list(self.preprocessing["leads"]):
             raise SpecMismatchError(f"this encoder needs exactly the leads "
                                     f"{self.preprocessing['leads']}; got {out_leads}")
@@ -102,13 +104,6 @@ class Encoder:
                  for i in range(0, len(x), batch_size)]
         z = torch.cat(parts).numpy().astype(np.float32)
         return z[0] if single else z
-
-
-def _takes_leads(module: nn.Module) -> bool:
-    import inspect
-
-    return "leads" in inspect.signature(module.forward).parameters and hasattr(module,
-                                                                              "lead_names")
 
 
 def load_encoder(path: str | Path, device: str = "cpu", pool: str | None = None) -> Encoder:

@@ -185,13 +185,13 @@ def _random_init_factory(spec: dict, seed: int):
 
 
 def _rows(encoders: dict[str, Any], cfg: SuiteConfig) -> list[Row]:
-    from ecgssl.api import _takes_leads
+    from ecgssl.models.registry import takes_lead_names
 
     rows, seen_arch, tuned = [], {}, []
     for name, enc in encoders.items():
         module, spec = enc.module, enc.spec
         leads = list(spec["preprocessing"]["leads"])
-        takes = _takes_leads(module)
+        takes = takes_lead_names(module)
         run_dir = enc.path.parent if enc.path is not None else None
         csv = run_dir / "metrics.csv" if run_dir and (run_dir / "metrics.csv").exists() else None
         label = _arch_label(spec)
