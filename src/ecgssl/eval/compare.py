@@ -266,3 +266,44 @@ def segmentation_difference_table(paired: dict[str, dict]) -> list[str]:
                      f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
                      f"{format_ci(r['ci_dice'])} | {waves} |")
     return lines
+
+
+def seed_spread_table(spread: dict | None) -> list[str]:
+    """Markdown lines (no heading) of a probe ``seed_spread`` (``ecgssl.eval.tasks.probe``):
+    the random-init macro AUROC per seed, every pretrained row's paired difference to each
+    seed, and (when computed) the same per label family."""
+    if not spread:
+        return []
+    n = spread["n_seeds"]
+    first = next((r["vs_seeds"][0]["seed"] for r in spread["rows"].values() if r["vs_seeds"]), 0)
+    lines = [f"The suite's twin is seed {first}. Every pretrained row is paired with each random "
+             "initialisation of its architecture (same folds and records; 95 % paired bootstrap "
+             "CI).", "",
+             "| architecture | random-init macro AUROC per seed | mean ± sd |", "|---|---|---|"]
+    for arch, aucs in spread["random"].items():
+        lines.append(f"| {arch} | " + " ".join(f"{a:.3f}" for a in aucs)
+                     + f" | {np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f} |")
+    lines += ["", "| pretrained row | macro AUROC | beats seeds (CI above 0) | difference per seed "
+              "[95 % CI] |", "|---|---|---|---|"]
+    for title, r in spread["rows"].items():
+        wins = sum(v["ci"][0] > 0 for v in r["vs_seeds"])
+        cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {format_ci(v['ci'])}"
+                          for v in r["vs_seeds"])
+        lines.append(f"| {title} | {r['auroc']:.3f} | {wins}/{len(r['vs_seeds'])} | {cells} |")
+    fams = spread.get("families")
+    if fams and all("families" in v for r in spread["rows"].values() for v in r["vs_seeds"]):
+        lines += ["", "By label family: the same paired difference on each family's labels only "
+                  "(a post-hoc breakdown of the macro AUROC, not a pre-registered test). Cell: "
+                  f"difference to the suite's twin (seed {first}) [95 % CI]; then in how many of "
+                  f"the {n} seeds the CI is above 0 / below 0.", "",
+                  "| pretrained row | " + " | ".join(f"{f} ({len(v)})" for f, v in fams.items())
+                  + " |", "|---|" + "---|" * len(fams)]
+        for title, r in spread["rows"].items():
+            cells = []
+            for f in fams:
+                v0 = r["vs_seeds"][0]["families"][f]
+                up = sum(v["families"][f]["ci"][0] > 0 for v in r["vs_seeds"])
+                down = sum(v["families"][f]["ci"][1] < 0 for v in r["vs_seeds"])
+                cells.append(f"{v0['delta']:+.3f} {format_ci(v0['ci'])}; {up}/{down}")
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return lines + [""]
