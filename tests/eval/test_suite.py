@@ -1,27 +1,7 @@
 import numpy as np
 import pytest
-import torch
 
-from ecgssl.api import load_encoder
-from ecgssl.data.leads import LEADS_8
-from ecgssl.data.preprocess import PreprocessConfig
-from ecgssl.data.store import ECGStore, prepare_store
 from ecgssl.eval.suite import LeadView, SuiteConfig, run_suite
-from ecgssl.io import open_source
-from ecgssl.models import create_encoder
-from ecgssl.train.export import export_encoder
-
-
-@pytest.fixture(scope="module")
-def ludb40(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("suite")
-    prepare_store(open_source(shared_data / "ludb", checks=None), root / "store",
-                  PreprocessConfig(beats=False), workers=0, max_records=40, progress=False)
-    store = ECGStore(root / "store")
-    torch.manual_seed(0)
-    cnn = create_encoder("resnet1d_small", n_leads=8, widths=[8, 8, 8, 8, 16])
-    export_encoder(cnn, root / "cnn", store.config, leads=list(LEADS_8))
-    return store, load_encoder(root / "cnn.safetensors"), root
 
 
 def test_lead_view_selects_rows_and_empties_unscored_spans(ludb40):
