@@ -158,3 +158,15 @@ def test_demo_summary_prints_paired_differences():
     text = "\n".join(_summary_lines(results))
     assert "JEPA: probe +0.047 [+0.010, +0.084] vs random-init vit" in text
     assert "segmentation mean F1 -0.075 [-0.086, -0.063]" in text
+
+
+def test_a_broken_subcommand_module_fails_loudly(monkeypatch):
+    """A failing import of cli_more is an ImportError naming it, not a parser that lacks
+    'pretrain' ("invalid choice")."""
+    import sys
+
+    from ecgssl.cli import build_parser
+
+    monkeypatch.setitem(sys.modules, "ecgssl.cli_more", None)  # import now raises ImportError
+    with pytest.raises(ImportError, match="cli_more"):
+        build_parser()

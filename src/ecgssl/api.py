@@ -5,7 +5,8 @@ Example::
     import ecgssl
     enc = ecgssl.load_encoder("runs/demo/jepa/encoder.safetensors")  # or an original .pth
     z = enc.embed(signal_mv, fs=500, leads=["I", "II", ..., "V6"])    # (D,) float32
-    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...], model="runs/demo/seg_model.pt")
+    waves = ecgssl.delineate(signal_mv, fs=500, leads=[...],
+                             model="runs/demo/report/segmentation_model.pt")
 
 Inputs are always in millivolts with their own sampling rate and lead names; the checkpoint's
 preprocessing spec decides how they are converted (resampled, leads mapped/derived, cropped or

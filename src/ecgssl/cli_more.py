@@ -297,7 +297,7 @@ def register(sub, fmt) -> None:
     p = sub.add_parser(
         "delineate", help="print and plot the P/QRS/T waves of a record", formatter_class=fmt,
         epilog="example:\n  ecgssl delineate data/ludb/data/1 --model "
-               "runs/demo/eval/segmentation_model.pt --plot waves.png")
+               "runs/demo/report/segmentation_model.pt --plot waves.png")
     p.add_argument("record", help="record path without extension, or a .npy (with --fs/--leads)")
     p.add_argument("--model", required=True, help="segmentation model (.pt) from evaluate/demo")
     p.add_argument("--kind", help="source kind of the record's folder (default: detected)")

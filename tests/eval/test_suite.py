@@ -85,3 +85,18 @@ def test_suite_fine_tuned_rows_and_paired_differences(ludb40):
     assert frozen["config"]["freeze_encoder"] is True
     text = (root / "paired" / "report.md").read_text()
     assert "Paired differences: segmentation" in text and "P(not better)" in text
+
+
+def test_suite_stratified_and_holdout_splits(ludb40, tmp_path):
+    store, enc, _ = ludb40
+    cfg = SuiteConfig(tasks=["probe"], split="stratified", n_boot=5, min_positives=8,
+                      supervised=False, plots=False, paired_boot=0)
+    res = run_suite({"cnn": enc}, store, tmp_path, cfg, progress=False)
+    assert res["probe"]["cnn"]["macro_auroc"]["n"] == 1  # one split
+    assert "stratified by labels and sources" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="test_sources"):
+        SuiteConfig(split="holdout")
+    # Holding out the store's only source leaves nothing to train on: refused, by name.
+    cfg = SuiteConfig(tasks=["probe"], split="holdout", test_sources=["ludb"], plots=False)
+    with pytest.raises(ValueError, match="no records left for training"):
+        run_suite({"cnn": enc}, store, tmp_path / "h", cfg, progress=False)

@@ -50,6 +50,8 @@ __all__ = ["LeadView", "Row", "SuiteConfig", "arch_label", "filter_mismatch", "l
 
 log = logging.getLogger(__name__)
 
+SPLITS = ("auto", "kfold", "ptbxl", "stratified", "holdout")
+
 
 @dataclass
 class SuiteConfig:
@@ -61,7 +63,13 @@ class SuiteConfig:
             ``low_label_subsets``); run in registration order whatever the order given.
         n_folds: k of the k-fold CV by patient (all tasks share the same folds).
         split: ``"auto"`` (PTB-XL's folds 1-8 / 9 / 10 when the manifest has ``strat_fold``,
-            else k-fold by patient), ``"kfold"`` or ``"ptbxl"``.
+            else k-fold by patient), ``"kfold"``, ``"ptbxl"``, ``"stratified"`` (one seeded
+            70 / 15 / 15 split by patient, stratified by labels and sources, for data without
+            official folds) or ``"holdout"`` (out of distribution: every window of
+            ``test_sources`` is test, the rest split by patient into train / validation).
+        test_sources: the sources held out with ``split="holdout"``. (Splits apply to the
+            probe, low-label and regression tasks; segmentation runs its own k-fold CV by
+            patient, ``n_folds``, whatever the split.)
         score_leads: leads on which segmentation is trained and scored for every row, so rows
             are comparable (default: the 8 independent leads I, II, V1-V6 present in the store).
         min_positives: classification labels with fewer positive windows are left out (named in
@@ -83,6 +91,9 @@ class SuiteConfig:
             ``report.json["seed_spread"]`` and a report section.
         label_families: with ``random_seeds`` > 1, also each of those paired differences on
             every label family's labels only (the prefix before ':', e.g. ``rhythm``).
+        feature_cache: a directory where frozen rows' pooled features are cached
+            (``ecgssl.eval.embeddings.cached_embeddings``): a rerun on the same store reads them
+            instead of recomputing them. None: computed every run.
         n_boot: bootstrap resamples for CIs; seed: every random choice.
         plots: write figures.
     """
@@ -90,6 +101,7 @@ class SuiteConfig:
     tasks: list[str] = field(default_factory=lambda: ["probe", "regression", "segmentation"])
     n_folds: int = 5
     split: str = "auto"
+    test_sources: list[str] | None = None
     low_label_fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
     low_label_subsets: int = 3
     score_leads: list[str] | None = None
@@ -109,6 +121,7 @@ class SuiteConfig:
     n_boot: int = 1000
     random_seeds: int = 1
     label_families: bool = False
+    feature_cache: str | None = None
     seed: int = 0
     plots: bool = True
 
@@ -122,8 +135,10 @@ class SuiteConfig:
             raise ValueError(f"random_seeds must be >= 1, got {self.random_seeds}")
         if self.n_folds < 2:
             raise ValueError("n_folds must be >= 2")
-        if self.split not in ("auto", "kfold", "ptbxl"):
-            raise ValueError(f"split must be 'auto', 'kfold' or 'ptbxl', got {self.split!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if (self.split == "holdout") != bool(self.test_sources):
+            raise ValueError("split='holdout' needs test_sources (and test_sources needs it)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,15 +195,30 @@ def label_matrix(store, cfg: SuiteConfig) -> tuple[np.ndarray, list[str], list[s
 
 def suite_splits(store, labels: np.ndarray, cfg: SuiteConfig) -> tuple[list, str]:
     """The splits every task shares and a note saying how they were made: PTB-XL's folds
-    (``cfg.split`` "ptbxl", or "auto" with a ``strat_fold`` column), else k-fold by patient
-    stratified on ``labels``."""
-    from ecgssl.eval.splits import patient_kfold, ptbxl_standard_split
+    (``cfg.split`` "ptbxl", or "auto" with a ``strat_fold`` column), one stratified or
+    source-holdout split, else k-fold by patient stratified on ``labels``."""
+    from ecgssl.eval.splits import (
+        patient_kfold,
+        ptbxl_standard_split,
+        source_holdout_split,
+        stratified_split,
+    )
 
     manifest = store.manifest
     if cfg.split == "ptbxl" or (cfg.split == "auto" and "strat_fold" in manifest):
         return ([ptbxl_standard_split(manifest)],
                 "PTB-XL standard split (folds 1-8 train, 9 validation, 10 test)")
     pids = manifest["patient_id"].astype(str).tolist()
+    sources = manifest["source"].astype(str).tolist()
+    strat = labels if labels.shape[1] else None
+    if cfg.split == "stratified":
+        return ([stratified_split(pids, strat, (0.7, 0.15, 0.15), sources=sources,
+                                  seed=cfg.seed)],
+                "one split by patient (70 / 15 / 15 %, stratified by labels and sources)")
+    if cfg.split == "holdout":
+        return ([source_holdout_split(sources, cfg.test_sources, pids, strat, seed=cfg.seed)],
+                f"source holdout: test = every window of {', '.join(cfg.test_sources)}; "
+                "the rest split by patient into train / validation (85 / 15 %)")
     return (patient_kfold(cfg.n_folds, patient_ids=pids,
                           labels=labels if labels.shape[1] else None, seed=cfg.seed),
             f"{cfg.n_folds}-fold CV by patient; mean +- std over folds")
@@ -271,7 +301,8 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
                    disable=not progress)
     if any(t.uses_features for t in tasks):
         for row in ctx.frozen_rows:
-            ctx.features[row.name] = row_features(row, LeadView(store, row.leads))
+            ctx.features[row.name] = row_features(row, LeadView(store, row.leads),
+                                                  cache_dir=cfg.feature_cache)
     for task in tasks:
         if not task.applies(ctx):
             continue

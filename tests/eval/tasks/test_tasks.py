@@ -86,3 +86,23 @@ def test_probe_seed_spread_pairs_each_random_seed(ludb40, tmp_path):
     assert "random initialisations" in (tmp_path / "report.md").read_text()
     with pytest.raises(ValueError, match="random_seeds"):
         SuiteConfig(random_seeds=0)
+
+
+def test_feature_cache_gives_the_same_results_and_keys_on_leads(ludb40, tmp_path):
+    from ecgssl.eval.suite import LeadView
+    from ecgssl.eval.tasks.base import Row, row_features
+
+    store, enc, _ = ludb40
+    cfg = SuiteConfig(tasks=["probe"], n_folds=3, n_boot=5, min_positives=8, supervised=False,
+                      plots=False, paired_boot=0, feature_cache=str(tmp_path / "cache"))
+    first = run_suite({"cnn": enc}, store, tmp_path / "a", cfg, progress=False)
+    files = sorted((tmp_path / "cache").glob("*.npy"))
+    assert len(files) == 1  # the export and its random-init twin share weights: one entry
+    again = run_suite({"cnn": enc}, store, tmp_path / "b", cfg, progress=False)
+    assert again["probe"] == first["probe"]
+    assert sorted((tmp_path / "cache").glob("*.npy")) == files  # read, not recomputed
+    # Other leads are other features: another cache entry.
+    row = Row("x", "pretrained", lambda: enc.module, list(enc.spec["preprocessing"]["leads"]),
+              False)
+    row_features(row, LeadView(store, row.leads[::-1]), cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2

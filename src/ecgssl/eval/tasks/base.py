@@ -18,6 +18,7 @@ Every choice (C, alpha, thresholds, epochs) is made on validation parts only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,15 +119,30 @@ def arch_label(spec: dict) -> str:
 
 
 def row_features(row: Row, view: LeadView, batch_size: int = 32,
-                 module: nn.Module | None = None) -> np.ndarray:
-    """(N, pooled_dim) float32 pooled features of every window of ``view`` (frozen encoder);
-    ``module``: use it instead of a fresh ``row.make()``."""
-    from ecgssl.eval.embeddings import compute_embeddings
+                 module: nn.Module | None = None, cache_dir: str | Path | None = None
+                 ) -> np.ndarray:
+    """(N, pooled_dim) float32 pooled features of every window of ``view`` (frozen encoder).
+
+    ``module``: use it instead of a fresh ``row.make()``. ``cache_dir``: read / write them with
+    ``ecgssl.eval.embeddings.cached_embeddings``, keyed by the weights, the pooling, the store's
+    ``store_id`` and the view's leads.
+    """
+    from ecgssl.eval.embeddings import cached_embeddings, compute_embeddings
 
     encoder = module if module is not None else row.make()
-    # The view streams batches from the store's memmap: memory stays flat with store size.
-    return compute_embeddings(encoder, view.signals, batch_size=batch_size,
-                              leads=row.lead_names, progress=False)
+    if cache_dir is None:
+        # The view streams batches from the store's memmap: memory stays flat with store size.
+        return compute_embeddings(encoder, view.signals, batch_size=batch_size,
+                                  leads=row.lead_names, progress=False)
+    store_id = view.config.get("store_id")
+    if not store_id:
+        raise ValueError(f"store {view.path} has no store_id (prepared by an older ecgssl): "
+                         "re-prepare it to cache features, or run without a feature cache")
+    leads_key = hashlib.sha1(",".join(view.leads).encode()).hexdigest()[:8]
+    return np.asarray(cached_embeddings(encoder, view.signals, cache_dir,
+                                        store_hash=f"{store_id}-{leads_key}",
+                                        batch_size=batch_size, leads=row.lead_names,
+                                        progress=False))
 
 
 @dataclass

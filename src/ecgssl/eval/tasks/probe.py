@@ -172,7 +172,8 @@ class LinearProbe(Task):
                           _test_scores(scored[twin.name]))]
                 for k in range(1, cfg.random_seeds):
                     feats = row_features(twin, LeadView(ctx.store, twin.leads),
-                                         module=random_init_factory(row.spec, cfg.seed + k)())
+                                         module=random_init_factory(row.spec, cfg.seed + k)(),
+                                         cache_dir=cfg.feature_cache)
                     cv = linear_probe_cv(feats, labels, ctx.splits, class_names=names,
                                          n_boot=1, seed=cfg.seed)
                     seeds.append((cv["macro_auroc"]["mean"], _test_scores(cv)))
