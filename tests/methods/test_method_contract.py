@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-from ecgssl.data.beats import annotate_beats
 from ecgssl.data.leads import LEADS_12
 from ecgssl.methods.registry import create_method, list_methods
 from ecgssl.models.registry import takes_lead_names
 from ecgssl.train.export import export_encoder, load_encoder
+from tests.methods.samples import FS, T, store_items
 
-FS, T = 250, 1000
 DATA_INFO = {"leads": list(LEADS_12), "fs": float(FS), "n_samples": T}
 # method -> (method_cfg, encoder_cfg): small sizes (unknown methods: {} and {}).
 TINY = {
@@ -38,38 +37,16 @@ TINY = {
 }
 
 
-def _gauss(t, mu, sigma, amp):
-    return amp * np.exp(-0.5 * ((t - mu) / sigma) ** 2)
-
-
-def store_items(n: int = 8, seed: int = 0) -> list[dict]:
-    """What ``ECGStore[i]`` returns for a 12-lead store with the beats extra: synthetic windows
-    (4 s, 250 Hz) with R-peaks, standardised beat / rhythm features, lead mask, valid span."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(T) / FS
-    items = []
-    for i in range(n):
-        rr = rng.uniform(0.55, 1.1)
-        ii = np.zeros(T)
-        for r in np.arange(rng.uniform(0.2, 0.5), T / FS, rr):
-            ii += _gauss(t, r, 0.012, rng.uniform(0.8, 1.5)) + _gauss(t, r - 0.16, 0.02, 0.15)
-            ii += _gauss(t, r + 0.3, 0.04, rng.uniform(-0.2, 0.4))
-        gains = rng.normal(size=(12, 1)) * 0.5 + 1.0
-        sig = (gains * ii + 0.02 * rng.normal(size=(12, T))).astype(np.float32)
-        ann = annotate_beats(sig, FS, LEADS_12, record_id=str(i))
-        items.append({"signal": sig, "index": i, "rpeaks": ann.rpeaks,
-                      "features": np.nan_to_num(ann.rhythm_features).astype(np.float32),
-                      "beat_features": np.nan_to_num(ann.beat_features).astype(np.float32),
-                      "beat_classes": ann.beat_classes,
-                      "lead_mask": np.ones(12, dtype=bool),
-                      "valid_span": np.array([0, T], dtype=np.int64),
-                      "labels": np.zeros(1, dtype=np.uint8)})
-    return items
+def store_items_full() -> list[dict]:
+    """``tests.methods.samples.store_items`` plus the keys every store item carries."""
+    return [it | {"lead_mask": np.ones(12, dtype=bool),
+                  "valid_span": np.array([0, T], dtype=np.int64),
+                  "labels": np.zeros(1, dtype=np.uint8)} for it in store_items()]
 
 
 @pytest.fixture(scope="module")
 def items():
-    return store_items()
+    return store_items_full()
 
 
 @pytest.fixture(params=list_methods())

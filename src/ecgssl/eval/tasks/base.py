@@ -221,6 +221,19 @@ class Task:
         """Add the task's report section(s); return its ``report.json`` entries."""
         raise NotImplementedError
 
+    @staticmethod
+    def report_paired(ctx: SuiteContext, key: str, paired: dict[str, Any], table,
+                      title: str) -> dict[str, Any]:
+        """The paired comparisons as ``report.json[key]`` (also in the report's meta) and, when
+        there are any, a report section ``title`` of ``table(paired)`` lines; nothing when
+        ``cfg.paired_boot`` is 0."""
+        if not ctx.cfg.paired_boot:
+            return {}
+        ctx.report.meta[key] = paired
+        if paired:
+            ctx.report.add_text(title, "\n".join(table(paired)))
+        return {key: paired}
+
 
 def slug(text: str) -> str:
     """A file-name-safe form of a row name (figure names)."""

@@ -123,12 +123,8 @@ class LinearProbe(Task):
             "probe": {k: {"macro_auroc": v["macro_auroc"], "macro_f1": v["macro_f1"]}
                       for k, v in scored.items()},
             "probe_labels": ctx.label_names}
-        if cfg.paired_boot:
-            out["paired_probe"] = paired
-            report.meta["paired_probe"] = paired
-            if paired:
-                report.add_text("Paired differences: linear probe / fine-tuning (macro AUROC)",
-                                "\n".join(probe_difference_table(paired)))
+        out |= self.report_paired(ctx, "paired_probe", paired, probe_difference_table,
+                                  "Paired differences: linear probe / fine-tuning (macro AUROC)")
         if cfg.random_seeds > 1:
             out["seed_spread"] = self.seed_spread(ctx, scored)
             report.add_text(f"Linear probe against {cfg.random_seeds} random initialisations",

@@ -126,13 +126,9 @@ class Segmentation(Task):
             _segmentation_figures(report, ctx.store, ctx.score_leads, self.best, scorers,
                                   ctx.out_dir)
         out: dict[str, Any] = {"segmentation": {k: v["summary"] for k, v in scored.items()}}
-        if cfg.paired_boot:
-            out["paired_segmentation"] = paired
-            report.meta["paired_segmentation"] = paired
-            if paired:
-                report.add_text("Paired differences: segmentation",
-                                "\n".join(segmentation_difference_table(paired)))
-        return out
+        return out | self.report_paired(ctx, "paired_segmentation", paired,
+                                        segmentation_difference_table,
+                                        "Paired differences: segmentation")
 
 
 def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) -> None:
