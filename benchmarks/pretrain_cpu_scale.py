@@ -55,10 +55,8 @@ STEM, MAX_FIGURES = "pretrain_cpu_scale", 4
 
 
 def _rel(path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
 
 
 def prepare(sources: list[Path], out: Path, sets: list[str]) -> dict:
@@ -128,7 +126,7 @@ def pretrain_candidate(name, method, recipe, steps, overrides, store, out, reuse
     return {k: base | e | {"run_dir": _rel(e["run_dir"])} for k, e in entries.items()}
 
 
-def _title(method: str) -> str:
+def _title(method: str) -> str:  # a method without a title is shown by its registry name
     return METHOD_TITLES.get(method, method)
 
 
@@ -221,8 +219,10 @@ def markdown(res: dict) -> str:
         lines += ["| row | macro AUROC (mean ± std over folds) |", "|---|---|"]
         lines += [f"| {k} | {v['macro_auroc']['mean']:.3f} ± {v['macro_auroc']['std']:.3f} |"
                   for k, v in suite["probe"].items()] + [""]
-    lines += probe_difference_table(suite.get("paired_probe") or {}) + [""]
-    lines += segmentation_difference_table(suite.get("paired_segmentation") or {}) + [""]
+    for key, table in [("probe", probe_difference_table),
+                       ("segmentation", segmentation_difference_table)]:
+        if suite.get(f"paired_{key}"):
+            lines += [f"### Paired differences: {key}", "", *table(suite[f"paired_{key}"]), ""]
     if res.get("seed_spread"):
         lines += [f"### LUDB probe against {res['seed_spread']['n_seeds']} random "
                   "initialisations", "", *seed_spread_table(res["seed_spread"])]
