@@ -109,10 +109,11 @@ class MomentumMethod(SSLMethod):
 
     def momentum(self, step: int, max_steps: int) -> float:
         """EMA momentum after optimiser step ``step`` (0-based) of ``max_steps``: linear."""
+        from ecgssl.train.schedules import ema_momentum  # the one schedule (no other import)
+
         if max_steps <= 0:
             return self.ema[1]
-        frac = min(max(step / max_steps, 0.0), 1.0)
-        return self.ema[0] + (self.ema[1] - self.ema[0]) * frac
+        return ema_momentum(step, max_steps, *self.ema)
 
     @torch.no_grad()
     def after_optimizer_step(self, step: int, max_steps: int) -> None:
