@@ -255,6 +255,7 @@ def jsonable(obj):
 
 _jsonable = jsonable  # the former private name (other modules / branches import it)
 
+
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
     v = values[np.isfinite(values)]
     if v.size == 0:
