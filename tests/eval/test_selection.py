@@ -56,9 +56,14 @@ def test_repeated_cv_auroc_finds_a_linear_label():
         repeated_cv_auroc(feats, np.zeros((60, 1), dtype=int), ["none"])
 
 
-def test_validation_probe_on_a_store(ludb40):
+def test_validation_probe_on_a_store(ludb40, monkeypatch):
     """LUDB as the validation source (one window per patient): the probe scores the encoder
     and, with a seed, a random-initialised copy of the same spec."""
+    from ecgssl.eval import selection
+
+    # Fewer repeats and classes than the benchmark's probe: the same code, a faster test.
+    monkeypatch.setattr(selection, "VAL_REPEATS", 2)
+    monkeypatch.setattr(selection, "VAL_MIN_POSITIVES", 15)
     store, enc, _ = ludb40
     rows = np.arange(len(store))
     feats = store_features(enc, store, rows)
