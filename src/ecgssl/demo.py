@@ -127,13 +127,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
     print(f"[2/4] pretraining ECG-JEPA ({budget['jepa_steps']} steps) -> {out / 'jepa'}")
     quiet = [] if progress else ["train.progress_bar=false"]
     pretrain(recipe_path("jepa_cpu.yaml"), out / "store", out / "jepa",
-             overrides=[f"train.max_steps={budget['jepa_steps']}", *quiet])
+             overrides=[f"train.max_steps={budget['jepa_steps']}", *quiet], overwrite=True)
     timings["jepa_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     print(f"[3/4] pretraining Beat-SSL ({budget['beat_steps']} steps) -> {out / 'beat_ssl'}")
     pretrain(recipe_path("beatssl_cpu.yaml"), out / "store", out / "beat_ssl",
-             overrides=[f"train.max_steps={budget['beat_steps']}", *quiet])
+             overrides=[f"train.max_steps={budget['beat_steps']}", *quiet], overwrite=True)
     timings["beat_ssl_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -158,6 +158,6 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
     print(f"encoders: {out / 'jepa' / 'encoder.safetensors'}, "
           f"{out / 'beat_ssl' / 'encoder.safetensors'}")
     print(f"try: ecgssl delineate {data / 'data' / '1'} --model "
-          f"{out / 'report' / 'segmentation_model.pt'} --plot {out / 'waves_1.png'}")
+          f"{out / 'report' / 'segmentation_model.safetensors'} --plot {out / 'waves_1.png'}")
     results["timings"] = timings
     return results

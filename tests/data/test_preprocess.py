@@ -80,8 +80,10 @@ def test_bad_inputs_name_the_record_and_the_problem():
         preprocess_signal(_record(flat), PreprocessConfig(flat_leads="error"))
     x, present, _ = preprocess_signal(_record(flat), PreprocessConfig(flat_leads="mask"))
     assert not present[7] and np.all(x[7] == 0)
-    with pytest.raises(ECGDataError, match="none of the requested leads"):
+    with pytest.raises(ECGDataError, match="'r1'.*unknown lead 'X9'.*--lead-alias X9=LEAD"):
         preprocess_signal(_record(sig[:1], leads=["X9"]), PreprocessConfig())
+    with pytest.raises(ECGDataError, match="none of the requested leads"):
+        preprocess_signal(_record(sig[:1], leads=["V1"]), PreprocessConfig(leads=["II"]))
 
 
 def test_config_validation_and_hash():

@@ -99,9 +99,70 @@ def test_existing_store_is_reused_or_refused(tmp_path):
 def test_long_records_are_windowed(tmp_path):
     prepare_store(SyntheticSource(2, seconds=65), tmp_path / "s", CFG, workers=0, progress=False)
     store = ECGStore(tmp_path / "s")
-    assert len(store) == 12  # 6 windows of 10 s from each 65 s record (the partial one dropped)
-    assert store.manifest["start_s"].tolist()[:3] == [0.0, 10.0, 20.0]
+    # 6 windows of 10 s from each 65 s record, plus one aligned to the record end (last_window
+    # "end": the last 5 s are not lost).
+    assert len(store) == 14
+    assert store.manifest["start_s"].tolist()[:7] == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 55.0]
     assert store.manifest["parent_id"].nunique() == 2
+    assert store.manifest["n_windows_record"].tolist() == [7] * 14
+    assert (store.valid_spans == [0, 2500]).all()
+    report = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert report["windowing"]["windows_per_record"] == {"min": 7, "median": 7.0, "max": 7}
+    assert report["windowing"]["seconds_not_in_any_window"] == 0
+
+
+@pytest.mark.parametrize("last, n, dropped_s, last_valid", [
+    ("drop", 6, 5.0, 2500), ("pad", 7, 0.0, 1250), ("end", 7, 0.0, 2500)])
+def test_last_partial_window_policy(tmp_path, last, n, dropped_s, last_valid):
+    cfg = PreprocessConfig(beats=False, last_window=last)
+    prepare_store(SyntheticSource(1, seconds=65), tmp_path / "s", cfg, workers=0, progress=False)
+    store = ECGStore(tmp_path / "s")
+    assert len(store) == n
+    assert store.manifest["dropped_s"].tolist() == [dropped_s] * n
+    assert store.valid_spans[-1].tolist() == [0, last_valid]
+    assert store[n - 1]["valid_span"].tolist() == [0, last_valid]
+    if last == "pad":
+        assert not store.signals[-1][:, 1250:].any() and store.signals[-1][:, :1250].any()
+
+
+def test_stride_and_crop_policies(tmp_path):
+    cfg = PreprocessConfig(beats=False, stride_s=5.0, last_window="drop")
+    prepare_store(SyntheticSource(1, seconds=30), tmp_path / "a", cfg, workers=0, progress=False)
+    assert ECGStore(tmp_path / "a").manifest["start_s"].tolist() == [0, 5, 10, 15, 20]
+    crop = PreprocessConfig(beats=False, long_records="crop", crop="center")
+    prepare_store(SyntheticSource(1, seconds=30), tmp_path / "b", crop, workers=0, progress=False)
+    store = ECGStore(tmp_path / "b")
+    assert len(store) == 1 and store.manifest["start_s"].tolist() == [10.0]
+    assert store.manifest["dropped_s"].tolist() == [20.0]
+
+
+def test_short_records_padded_or_dropped_and_counted(tmp_path):
+    prepare_store(SyntheticSource(3, seconds=6), tmp_path / "pad", CFG, workers=0,
+                  progress=False)
+    store = ECGStore(tmp_path / "pad")
+    assert store.valid_spans.tolist() == [[0, 1500]] * 3
+    assert store.manifest["padded_s"].tolist() == [4.0] * 3
+    assert not store.signals[:, :, 1500:].any()
+    report = json.loads((tmp_path / "pad" / "report.json").read_text())
+    assert report["windowing"]["n_records_padded"] == 3
+    drop = PreprocessConfig(beats=False, short_records="drop")
+    report = prepare_store(_MixedLengths(4), tmp_path / "drop", drop, workers=0, progress=False)
+    assert report["n_windows"] == 4 and report["n_records_read"] == 2  # 12 s: 0-10, 2-12
+    assert report["n_records_bad"] == 0
+    win = report["windowing"]
+    assert win["n_records_dropped_short"] == 2
+    assert [d["record_id"] for d in win["records_dropped_short"]] == ["syn00000", "syn00002"]
+    assert "shorter than the 10 s window" in win["records_dropped_short"][0]["problem"]
+
+
+class _MixedLengths(SyntheticSource):
+    """Even records 6 s, odd ones 12 s."""
+
+    def read(self, record_id):
+        rec = super().read(record_id)
+        n = int(rec.fs * (6 if int(record_id[3:]) % 2 == 0 else 12))
+        rec.signal = rec.signal[:, :n] if n <= rec.n_samples else np.tile(rec.signal, 2)[:, :n]
+        return rec
 
 
 def test_dataset_selects_leads_and_collates(tmp_path):

@@ -57,11 +57,13 @@ def test_cinc_store_masks_flat_leads_instead_of_dropping_records(tmp_path, share
 
 
 def test_long_record_windows_with_beats_and_lead_alias(tmp_path, shared_data):
-    cfg = PreprocessConfig(beats=False, lead_aliases={"MLII": "II"})
+    cfg = PreprocessConfig(beats=False)  # MLII -> II by the alias table
     prepare_store(open_source(shared_data / "mitdb-100", checks=None), tmp_path / "s", cfg,
                   workers=0, progress=False)
     s = ECGStore(tmp_path / "s")
-    assert len(s) == 180  # 30 min in 10 s windows
+    # 1805.6 s in 10 s windows: 180, plus the last 5.6 s in one window aligned to the end.
+    assert len(s) == 181 and s.manifest["start_sample"].iloc[-1] == 1805 * 250 - 2500 + 139
+    assert set(s.manifest["lead_aliases"]) == {"MLII=II"}
     assert s.lead_mask[:, s.leads.index("II")].all() and s.lead_mask[:, s.leads.index("V5")].all()
     assert s.lead_mask[:, s.leads.index("III")].sum() == 0  # cannot derive without lead I
     assert s.manifest["n_beats"].sum() >= 2239
@@ -107,6 +109,6 @@ def test_several_sources_in_one_store(tmp_path, shared_data):
                "--set", "beats=false", "--set", "lead_aliases={MLII: II}"])
     assert rc == 0
     s = ECGStore(tmp_path / "mix")
-    assert len(s) == 50 + 180
+    assert len(s) == 50 + 181
     assert set(s.manifest["source"]) == {"cinc2021-sample", "mitdb-100"}
-    assert s.manifest["record_id"].str.startswith("mitdb-100/100@").sum() == 180
+    assert s.manifest["record_id"].str.startswith("mitdb-100/100@").sum() == 181

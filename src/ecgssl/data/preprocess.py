@@ -27,10 +27,18 @@ class PreprocessConfig:
         fs: output sampling rate (Hz).
         leads: output leads, in order (canonical names).
         window_s: output window length (s); ``n_samples = round(window_s * fs)``.
-        long_record_s: records longer than this are cut into windows of ``window_s`` every
-            ``stride_s`` (Holter-type recordings); shorter records give one window, cropped/padded.
-        stride_s: window stride for long records (default: ``window_s``, no overlap).
-        crop: ``"start"`` or ``"center"``: which part of a slightly-too-long short record to keep.
+        long_record_s: records longer than this (Holter-type recordings) lose only a window
+            that fails the checks (skipped and counted in the report); a shorter record with a
+            bad window is rejected whole.
+        stride_s: step between window starts of records longer than the window (default:
+            ``window_s``, no overlap).
+        short_records: ``"pad"`` (zero-pad at the end; the valid span says where) or ``"drop"``
+            records shorter than the window (``ecgssl.data.windowing``; counted either way).
+        long_records: ``"windows"`` (every window, the default) or ``"crop"`` (one window at
+            ``crop``; the seconds left out are counted) for records longer than the window.
+        last_window: the signal after the last full window: ``"end"`` (one more window
+            aligned to the record end), ``"pad"`` (zero-padded) or ``"drop"`` (counted).
+        crop: ``"start"`` or ``"center"``: which part ``long_records="crop"`` keeps.
         resample_method: ``"poly"`` (polyphase, default) or ``"fft"`` (what ECG-JEPA used).
         allow_upsampling: accept sources sampled below ``fs`` (upsampling invents no information,
             so by default it is an error).
@@ -45,8 +53,12 @@ class PreprocessConfig:
         flat_mv: peak-to-peak below which a lead is called flat.
         flat_leads: ``"error"`` (reject the record) or ``"mask"`` (zero the lead, flag it missing).
         beats: detect R-peaks and compute beat/rhythm features (Beat-SSL soft targets).
-        lead_aliases: treat a source lead as another, e.g. ``{"MLII": "II"}`` for MIT-BIH's
-            modified lead II (an approximation: recorded, not assumed, by being in this config).
+        lead_aliases: treat a source lead as another, e.g. ``{"ECG": "I"}``; they extend and
+            win over the alias table (``ecgssl.data.leads.LEAD_ALIASES``: MLII -> II, CM5 -> V5
+            ...). Applied aliases are listed per window in the manifest.
+        lead_alias_table: apply ``LEAD_ALIASES`` (False: only ``lead_aliases``).
+        allow_unknown_leads: drop (and count) leads whose name is no known lead instead of
+            rejecting the record with an error that names it.
     """
 
     fs: float = 250.0
@@ -54,6 +66,9 @@ class PreprocessConfig:
     window_s: float = 10.0
     long_record_s: float = 20.0
     stride_s: float | None = None
+    short_records: str = "pad"
+    long_records: str = "windows"
+    last_window: str = "end"
     crop: str = "start"
     resample_method: str = "poly"
     allow_upsampling: bool = False
@@ -68,8 +83,18 @@ class PreprocessConfig:
     flat_leads: str = "mask"
     beats: bool = True
     lead_aliases: dict[str, str] | None = None
+    lead_alias_table: bool = True
+    allow_unknown_leads: bool = False
 
     def __post_init__(self) -> None:
+        from ecgssl.data.windowing import LAST_POLICIES, LONG_POLICIES, SHORT_POLICIES
+
+        for name, allowed in (("short_records", SHORT_POLICIES), ("long_records", LONG_POLICIES),
+                              ("last_window", LAST_POLICIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.stride_s is not None and self.stride_s <= 0:
+            raise ValueError(f"stride_s must be > 0, got {self.stride_s!r}")
         if self.fs <= 0 or self.window_s <= 0:
             raise ValueError("fs and window_s must be positive")
         if self.crop not in ("start", "center"):
@@ -142,6 +167,17 @@ def apply_filters(x: np.ndarray, fs: float, cfg: PreprocessConfig) -> np.ndarray
     return x
 
 
+def _units_hint(max_ptp_mv: float) -> str:
+    """Name the units when a signal is a factor 1000 off a plausible ECG (0.2-20 mV p-p)."""
+    for factor, read_as in ((1000.0, "volts (or a header gain 1000x too large)"),
+                            (1e-3, "microvolts (or a header gain 1000x too small)")):
+        if 0.2 <= max_ptp_mv * factor <= 20.0:
+            return (f" (largest peak-to-peak {max_ptp_mv:.4g} mV; x{factor:g} would be a normal "
+                    f"ECG: the samples look like {read_as}, not millivolts; fix the units/gain "
+                    "of the source)")
+    return ""
+
+
 def check_signal(x: np.ndarray, leads: list[str], record_id: str, cfg: PreprocessConfig):
     """Reject NaN/inf and absurd amplitudes; find flat leads.
 
@@ -161,10 +197,14 @@ def check_signal(x: np.ndarray, leads: list[str], record_id: str, cfg: Preproces
         rows = [f"{leads[i]} ({peak[i]:.1f} mV)" for i in np.nonzero(absurd)[0]]
         raise ECGDataError(
             record_id, f"absurd amplitude in leads {rows} (> {cfg.max_abs_mv} mV): wrong units?"
+            + _units_hint(float(np.max(np.ptp(x, axis=1))))
         )
     flat = np.ptp(x, axis=1) < cfg.flat_mv
     if flat.all():
-        raise ECGDataError(record_id, "all leads are flat (no signal)")
+        ptp = float(np.max(np.ptp(x, axis=1)))
+        hint = _units_hint(ptp)
+        raise ECGDataError(record_id, "all leads are flat (no signal)" if not hint else
+                           f"all leads are below {cfg.flat_mv} mV peak-to-peak{hint}")
     if flat.any() and cfg.flat_leads == "error":
         raise ECGDataError(record_id, f"flat leads {[leads[i] for i in np.nonzero(flat)[0]]}")
     return flat
@@ -185,13 +225,36 @@ def fit_length(x: np.ndarray, n: int, crop: str = "start") -> tuple[np.ndarray, 
     return np.concatenate([x, pad], axis=-1), 0
 
 
-def preprocess_signal(record: Record, cfg: PreprocessConfig):
-    """Turn one (short) record into one window.
+@dataclass
+class Processed:
+    """One window after preprocessing.
 
-    Returns:
-        signal float32 (len(cfg.leads), cfg.n_samples), lead_mask bool (len(cfg.leads),),
-        offset (input samples at the record's own rate dropped from the start by cropping).
+    Attributes:
+        signal: float32 (len(cfg.leads), cfg.n_samples).
+        present: bool (len(cfg.leads),): False for leads missing or flat (zero rows).
+        offset: input samples (record rate) cropped from the window start.
+        valid: (start, end) output samples of real signal; the rest is zero padding.
+        aliases: lead aliases applied ``{input name: lead}``; dropped: unknown leads dropped.
     """
+
+    signal: np.ndarray
+    present: np.ndarray
+    offset: int
+    valid: tuple[int, int]
+    aliases: dict[str, str]
+    dropped: list[str]
+
+
+def preprocess_window(record: Record, cfg: PreprocessConfig) -> Processed:
+    """Turn one window of a record (at most ``window_s`` long; see ``ecgssl.data.windowing``)
+    into the output leads, rate and length. ``prepare`` and inference both call this.
+
+    Steps, in order: lead names (``resolve_leads``: alias table, ``lead_aliases``, unknown
+    leads), checks (NaN, absurd amplitude = wrong units, flat leads), limb-lead derivation, lead
+    selection, resampling, filters, crop/pad to ``n_samples``, z-score over the valid span.
+    """
+    from ecgssl.data.leads import resolve_leads
+
     rid = record.record_id
     if record.fs < cfg.fs and not cfg.allow_upsampling:
         raise ECGDataError(
@@ -199,9 +262,13 @@ def preprocess_signal(record: Record, cfg: PreprocessConfig):
             f"sampling rate {record.fs:g} Hz is below the requested {cfg.fs:g} Hz "
             "(set allow_upsampling to accept it)",
         )
-    x, leads = record.signal, list(record.leads)
-    if cfg.lead_aliases:
-        leads = [cfg.lead_aliases.get(name, name) for name in leads]
+    mapping = resolve_leads(record.leads, cfg.lead_aliases, cfg.allow_unknown_leads, rid,
+                            use_table=cfg.lead_alias_table)
+    if not mapping.leads:
+        raise ECGDataError(rid, f"no known lead among {record.leads} (all dropped as unknown)")
+    x, leads = record.signal, mapping.leads
+    if len(mapping.keep) != x.shape[0]:
+        x = x[mapping.keep]
     flat = check_signal(x, leads, rid, cfg)
     if flat.any():
         x = x.copy()
@@ -222,10 +289,24 @@ def preprocess_signal(record: Record, cfg: PreprocessConfig):
             present[k] = False
     x = resample(x, record.fs, cfg.fs, cfg.resample_method)
     x = apply_filters(x, cfg.fs, cfg)
+    n_real = x.shape[-1]
     x, start = fit_length(x, cfg.n_samples, cfg.crop)
+    valid = (0, min(cfg.n_samples, n_real - start))
     if cfg.normalize == "zscore":
-        std = x.std(axis=1, keepdims=True)
-        x = np.where(std > 1e-6, (x - x.mean(axis=1, keepdims=True)) / np.maximum(std, 1e-6), 0.0)
+        # Statistics of the real signal only: zero padding must not shift them.
+        lo, hi = valid
+        real = x[:, lo:hi]
+        mean, std = real.mean(axis=1, keepdims=True), real.std(axis=1, keepdims=True)
+        z = np.where(std > 1e-6, (x - mean) / np.maximum(std, 1e-6), 0.0)
+        z[:, hi:] = 0.0
+        x = z
     x[~present] = 0.0
     offset = int(round(start * record.fs / cfg.fs))
-    return np.ascontiguousarray(x, dtype=np.float32), present, offset
+    return Processed(np.ascontiguousarray(x, dtype=np.float32), present, offset,
+                     (int(valid[0]), int(valid[1])), mapping.aliases, mapping.dropped)
+
+
+def preprocess_signal(record: Record, cfg: PreprocessConfig):
+    """``preprocess_window`` as (signal, lead_mask, offset) (the older interface)."""
+    out = preprocess_window(record, cfg)
+    return out.signal, out.present, out.offset

@@ -27,9 +27,19 @@ import numpy as np
 import pandas as pd
 
 from ecgssl import __version__
-from ecgssl.data.preprocess import PreprocessConfig, preprocess_signal
+from ecgssl.data.leads import resolve_leads
+from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
+from ecgssl.data.windowing import plan_windows, window_wave_masks
 from ecgssl.errors import ECGDataError
+from ecgssl.safety import (
+    file_digests,
+    guard_output_dir,
+    output_lock,
+    read_json_file,
+    verify_digests,
+    write_marker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +66,7 @@ class Window:
     beat_features: np.ndarray | None = None
     beat_classes: np.ndarray | None = None
     rhythm_features: np.ndarray | None = None
-
-
-def _wave_masks(record: Record, cfg: PreprocessConfig, offset: int):
-    """Per-sample wave masks and annotated spans in output coordinates, or (None, None)."""
-    waves = record.annotations.get("waves")
-    if not waves:
-        return None, None
-    from ecgssl.io.ludb import wave_mask
-
-    scale = cfg.fs / record.fs
-    masks = np.zeros((len(cfg.leads), cfg.n_samples), dtype=np.int8)
-    spans = np.zeros((len(cfg.leads), 2), dtype=np.int32)
-    for k, lead in enumerate(cfg.leads):
-        w = waves.get(lead)
-        if w is None or len(w) == 0:
-            continue
-        w = np.asarray(w, dtype=np.int64).copy()
-        cols = w[:, 1:]
-        known = cols >= 0
-        # Sample positions are rescaled to the output rate and shifted by the crop offset.
-        cols[known] = np.round((cols[known] - offset) * scale).astype(np.int64)
-        w[:, 1:] = cols
-        mask, span = wave_mask(w, cfg.n_samples)
-        masks[k] = mask
-        spans[k] = np.clip(np.asarray(span, dtype=np.int64), 0, cfg.n_samples)
-    return masks, spans
+    valid_span: np.ndarray | None = None  # (2,) int32 [start, end) of real signal
 
 
 def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -89,39 +74,62 @@ def _scalar_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window], list[dict]]:
-    """All windows of one record (one for a short record, many for a long one).
+    """All windows of one record, by the window policy of ``cfg`` (``ecgssl.data.windowing``).
+
+    Every window carries the record's labels (rhythm-episode labels refined per window), its
+    parent record and patient id, and manifest columns ``n_windows_record`` (windows cut from
+    the record), ``window_in_record``, ``record_s``, ``padded_s`` (zeros appended to this
+    window), ``dropped_s`` (seconds of the record in no window, on every window of it),
+    ``lead_aliases`` (``NAME=LEAD`` applied) and ``leads_dropped`` (unknown leads dropped).
 
     Returns:
-        (windows, bad_windows): windows of a long record that fail the checks are skipped and
-        listed as ``{"record_id", "problem"}``; a short record that fails raises ``ECGDataError``.
+        (windows, notes): ``notes`` lists ``{"record_id", "problem"}`` for windows of a long
+        record (longer than ``cfg.long_record_s``) that fail the checks and are skipped, and
+        ``{"record_id", "problem", "policy": "short_records"}`` for a record dropped by the
+        policy (then ``windows`` is empty). A bad window of a shorter record raises
+        ``ECGDataError`` for the record.
     """
-    if record.duration_s > cfg.long_record_s:
-        from ecgssl.io.long_records import iter_windows
-
-        parts = list(iter_windows(record, cfg.window_s, cfg.stride_s or cfg.window_s))
-    else:
-        parts = [record]
+    # Lead names are a property of the record, not of a window: refuse it once, by name.
+    resolve_leads(record.leads, cfg.lead_aliases, cfg.allow_unknown_leads, record.record_id,
+                  use_table=cfg.lead_alias_table)
+    plan = plan_windows(record, cfg.window_s, cfg.stride_s, cfg.short_records,
+                        cfg.long_records, cfg.last_window, cfg.crop)
+    if plan.dropped is not None:
+        return [], [{"record_id": record.record_id, "problem": plan.dropped,
+                     "policy": "short_records"}]
+    parts = plan.parts
+    tolerant = record.duration_s > cfg.long_record_s and len(parts) > 1
     windows, bad_windows = [], []
     for part in parts:
         try:
-            signal, present, offset = preprocess_signal(part, cfg)
+            out = preprocess_window(part, cfg)
         except ECGDataError as err:
-            if len(parts) == 1:
-                raise
+            if not tolerant:
+                raise ECGDataError(record.record_id, err.problem) from None
             # One artefact-ridden window of a long recording must not cost the whole recording.
             bad_windows.append({"record_id": part.record_id, "problem": err.problem})
             continue
-        masks, spans = _wave_masks(part, cfg, offset)
+        signal, present, offset = out.signal, out.present, out.offset
+        masks, spans = window_wave_masks(part.annotations.get("waves"), cfg.leads,
+                                         cfg.n_samples, cfg.fs / record.fs, offset,
+                                         out.valid[1])
         start = int(part.meta.get("start_sample", 0)) + offset
         row = {
             "record_id": part.record_id,
             "parent_id": part.meta.get("parent_id", record.record_id),
+            # Windows of one record share its patient (or, without one, its record id), so a
+            # split never puts one record on both sides.
             "patient_id": part.patient_id if part.patient_id is not None else record.record_id,
             "source": part.source or record.source,
             "start_sample": int(round(start * cfg.fs / record.fs)),
             "start_s": start / record.fs,
             "labels": ";".join(part.labels),
             "source_fs": record.fs,
+            "record_s": round(record.duration_s, 6),
+            "padded_s": round((cfg.n_samples - out.valid[1]) / cfg.fs, 6),
+            "dropped_s": round(plan.dropped_s, 6),
+            "lead_aliases": ";".join(f"{k}={v}" for k, v in out.aliases.items()),
+            "leads_dropped": ";".join(out.dropped),
         }
         for key, value in _scalar_meta(part.meta).items():
             row.setdefault(key, value)
@@ -132,7 +140,8 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
 
             measures = ludb_interval_targets(part.annotations["waves"], part.fs)
             row.update({f"target_{name}": measures[name] for name in INTERVAL_TARGETS})
-        window = Window(signal, present, row, list(part.labels), masks, spans)
+        window = Window(signal, present, row, list(part.labels), masks, spans,
+                        valid_span=np.asarray(out.valid, dtype=np.int32))
         if cfg.beats:
             from ecgssl.data.beats import annotate_beats
 
@@ -144,6 +153,9 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         windows.append(window)
     if not windows:
         raise ECGDataError(record.record_id, f"no usable window ({bad_windows[0]['problem']} ...)")
+    for k, window in enumerate(windows):
+        window.row["n_windows_record"] = len(windows)
+        window.row["window_in_record"] = k
     return windows, bad_windows
 
 
@@ -154,6 +166,13 @@ def _init_worker(source, cfg: PreprocessConfig) -> None:
     _WORKER["source"], _WORKER["cfg"] = source, cfg
     # One BLAS thread per worker process: parallelism comes from the processes.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _init_pool_worker(source, cfg: PreprocessConfig) -> None:
+    from ecgssl.safety import die_with_parent
+
+    die_with_parent()  # a killed prepare leaves no orphan workers
+    _init_worker(source, cfg)
 
 
 def _work(record_id: str):
@@ -184,6 +203,7 @@ def _write_chunk(path: Path, record_ids: list[str], windows: list[Window], bad: 
     if windows:
         np.save(tmp / "signals.npy", np.stack([w.signal for w in windows]))
         np.save(tmp / "lead_mask.npy", np.stack([w.lead_mask for w in windows]))
+        np.save(tmp / "valid_spans.npy", np.stack([_valid_span(w) for w in windows]))
         pd.DataFrame([w.row for w in windows]).to_pickle(tmp / "rows.pkl")
         meta["labels"] = [w.labels for w in windows]
         if any(w.masks is not None for w in windows):
@@ -202,6 +222,41 @@ def _write_chunk(path: Path, record_ids: list[str], windows: list[Window], bad: 
             np.save(tmp / "features.npy", np.stack([w.rhythm_features for w in windows]))
     (tmp / "meta.json").write_text(json.dumps(meta))
     os.replace(tmp, path)
+
+
+def _valid_span(window: Window) -> np.ndarray:
+    if window.valid_span is None:
+        return np.array([0, window.signal.shape[-1]], dtype=np.int32)
+    return np.asarray(window.valid_span, dtype=np.int32)
+
+
+def _window_policy_report(metas: list[dict], manifest: pd.DataFrame, window_s: float) -> dict:
+    """What the window policy did, for report.json and the prepare summary."""
+    dropped = [b for m in metas for b in m["bad"] if b.get("policy")]
+    per_record = manifest.groupby("parent_id", sort=False).agg(
+        n=("window", "size"), padded=("padded_s", "max"), dropped=("dropped_s", "max"),
+        seconds=("record_s", "max"))
+    counts = per_record["n"].to_numpy()
+    aliases = manifest.loc[manifest["lead_aliases"].astype(str).str.len() > 0, "parent_id"]
+    unknown = manifest.loc[manifest["leads_dropped"].astype(str).str.len() > 0]
+    return {
+        "n_records": int(len(per_record)),
+        "windows_per_record": {"min": int(counts.min()), "median": float(np.median(counts)),
+                               "max": int(counts.max())} if len(counts) else {},
+        # Records shorter than a window (short_records=pad); last_window=pad windows apart.
+        "n_records_padded": int(((per_record["padded"] > 0)
+                                 & (per_record["seconds"] < window_s)).sum()),
+        "n_windows_padded": int((manifest["padded_s"] > 0).sum()),
+        "n_records_dropped_short": len(dropped),
+        "records_dropped_short": dropped,
+        "seconds_not_in_any_window": round(float(per_record["dropped"].sum()), 3),
+        "n_records_with_lead_aliases": int(aliases.nunique()),
+        "n_records_with_unknown_leads_dropped": int(unknown["parent_id"].nunique()),
+        "unknown_leads_dropped": sorted({x for v in unknown["leads_dropped"].astype(str)
+                                         for x in v.split(";") if x}),
+        "n_windows_unlabelled": int((manifest["labels"].fillna("").astype(str) == "").sum()),
+        "n_windows": int(len(manifest)),
+    }
 
 
 def _chunk_dirs(chunks: Path) -> list[Path]:
@@ -243,7 +298,7 @@ def _concat_to_npy(path: Path, parts: list[Path], name: str, shape_tail, dtype, 
 def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
     chunks = _chunk_dirs(partial / "chunks")
     metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
-    bad = [b for m in metas for b in m["bad"]]
+    bad = [b for m in metas for b in m["bad"] if not b.get("policy")]
     all_ids = {rid for m in metas for rid in m["record_ids"]}
     bad_records = [b for b in bad if b["record_id"] in all_ids]
     with_windows = [c for c, m in zip(chunks, metas) if m["n_windows"] > 0]
@@ -255,6 +310,8 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
                       (n_leads, n_samples), np.float32, n)
     _concat_to_npy(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
                       (n_leads,), bool, n)
+    _concat_to_npy(partial / "valid_spans.npy", with_windows, "valid_spans.npy", (2,),
+                   np.int32, n)
     labels = [lab for m in metas for lab in m.get("labels", [])]
     label_names = sorted({lab for labs in labels for lab in labs})
     index = {name: k for k, name in enumerate(label_names)}
@@ -299,11 +356,13 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
             "beat_feature_standardisation": beat_stats,
         }
     report = {
-        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad_records),
+        "n_records_read": sum(len(m["record_ids"]) for m in metas) - len(bad_records)
+        - sum(1 for m in metas for b in m["bad"] if b.get("policy")),
         "n_records_bad": len(bad_records),
         "n_windows_bad": len(bad) - len(bad_records),
         "n_windows": n,
         "bad_records": bad,
+        "windowing": _window_policy_report(metas, manifest, cfg.window_s),
         **timings,
     }
     (partial / "report.json").write_text(json.dumps(report, indent=1))
@@ -328,13 +387,130 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     ident = hashlib.sha256(json.dumps([config["hash"], source_info, n, config["created"],
                                        manifest["record_id"].tolist()]).encode())
     config["store_id"] = ident.hexdigest()[:16]
-    # config.json is written last: its presence marks a finished store.
-    (partial / "config.json").write_text(json.dumps(config, indent=1))
+    write_marker(partial, "store")
+    # sha256 of every array: ECGStore checks them on open (ecgssl.safety.artefacts).
+    config["files"] = file_digests(partial, exclude=("config.json", ".ecgssl.json"))
+    # config.json is written last (atomically): its presence marks a finished store.
+    (partial / "config.json.tmp").write_text(json.dumps(config, indent=1))
+    os.replace(partial / "config.json.tmp", partial / "config.json")
     shutil.rmtree(partial / "chunks")
     return report
 
 
+def _chunk_ok(chunk: Path) -> bool:
+    """A chunk directory is complete: its meta.json reads and the arrays it lists exist."""
+    try:
+        meta = json.loads((chunk / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    need = ("signals.npy", "lead_mask.npy", "rows.pkl") if meta.get("n_windows") else ()
+    return all((chunk / name).is_file() for name in need)
+
+
+def _source_fingerprint(source, max_records: int | None) -> str:
+    """sha256 of what a store was read from beyond its preprocessing: the source's name and path,
+    its record ids, its labels (files given with ``--labels``, REFERENCE.csv) and options."""
+    ids = list(source.record_ids())
+    if max_records is not None:
+        ids = ids[:max_records]
+    parts = {"name": getattr(source, "name", type(source).__name__),
+             "path": str(getattr(source, "path", "")), "ids": ids,
+             "labels": getattr(source, "label_summaries", None),
+             "options": getattr(source, "options", None)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _recover(out: Path, partial: Path, cfg: PreprocessConfig, overwrite: bool,
+             fingerprint: str | None = None) -> None:
+    """Bring whatever a killed prepare left at ``out`` back to a state this run continues from.
+
+    Phases a crash can interrupt, and what is done here (all of it inside ecgssl's own dirs):
+    chunk writing (a ``.tmp`` chunk, or a half-removed one: removed, redone), finalising (no
+    ``config.json`` in ``.partial``: redone from the chunks), chunk cleanup after ``config.json``
+    (finished: cleanup completed) and the final swap (``<out>.old`` + finished ``.partial``:
+    swap completed; ``<out>.old`` without a finished ``.partial``: the old store restored).
+    """
+    old = out.with_name(out.name + ".old")
+    finished = False
+    if partial.exists():
+        guard_output_dir(partial, "store", overwrite=True, option="--out's .partial")
+        stamp = partial / "preprocess.json"
+        stamped = read_json_file(stamp) if stamp.is_file() else {}
+        # Chunks of another configuration or another source / labels file are not resumed.
+        same = stamped.get("hash") == cfg.hash() and \
+            stamped.get("source_fingerprint", fingerprint) == fingerprint
+        if not same or overwrite:
+            shutil.rmtree(partial)  # another configuration's (or replaced) unfinished run
+        else:
+            try:
+                finished = read_json_file(partial / "config.json").get("hash") == cfg.hash()
+            except (FileNotFoundError, ValueError):
+                finished = False
+            chunks = partial / "chunks"
+            if finished:
+                shutil.rmtree(chunks, ignore_errors=True)
+            elif chunks.is_dir():
+                for chunk in chunks.iterdir():
+                    if chunk.is_dir() and (chunk.name.endswith(".tmp") or not _chunk_ok(chunk)):
+                        log.warning("removing incomplete chunk %s (a killed run's)", chunk)
+                        shutil.rmtree(chunk)
+    if old.exists():
+        guard_output_dir(old, "store", overwrite=True, option="--out's .old")
+        if not out.exists() and not finished:
+            os.replace(old, out)  # the new store never got finished: the old one stays
+        elif not out.exists():
+            os.replace(partial, out)
+            shutil.rmtree(old)
+        else:
+            shutil.rmtree(old)
+    elif finished:
+        _swap_in(partial, out)
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    """Replace ``out`` (if any) by the finished ``partial``; at every instant one of them, or
+    ``<out>.old``, is a complete store (``_recover`` finishes an interrupted swap)."""
+    old = out.with_name(out.name + ".old")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(partial, out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def prepare_store(
+    source,
+    out: str | os.PathLike,
+    cfg: PreprocessConfig | None = None,
+    *,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    max_records: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Read ``source`` once and write a prepared store at ``out`` (safely).
+
+    ``out`` must not exist, be empty, or be an ecgssl store (replaced only with ``overwrite``);
+    anything else is refused before a file is touched (``ecgssl.safety.outputs``). One process
+    at a time writes ``out`` (lock file ``<out>.lock``); what a killed run left is resumed or
+    cleaned first (``_recover``). Arguments and return value as ``_prepare_store``.
+
+    Raises:
+        OutputDirError: ``out`` holds something else than an ecgssl store.
+        LockedError: another prepare is writing ``out`` (the message names its PID).
+    """
+    cfg = cfg or PreprocessConfig()
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    guard_output_dir(out, "store", overwrite=overwrite, existing_ok=True)
+    with output_lock(out.with_name(out.name + ".lock"), out):
+        _recover(out, partial, cfg, overwrite, _source_fingerprint(source, max_records))
+        return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
+                              overwrite=overwrite, max_records=max_records, progress=progress)
+
+
+def _prepare_store(
     source,
     out: str | os.PathLike,
     cfg: PreprocessConfig | None = None,
@@ -367,8 +543,15 @@ def prepare_store(
     cfg = cfg or PreprocessConfig()
     out = Path(out)
     if (out / "config.json").exists() and not overwrite:
-        existing = json.loads((out / "config.json").read_text())
+        existing = read_json_file(out / "config.json", "store config")
         if existing.get("hash") == cfg.hash():
+            fingerprint = _source_fingerprint(source, max_records)
+            if existing.get("source", {}).get("fingerprint", fingerprint) != fingerprint:
+                # Same preprocessing, other input (another --labels file, other records, other
+                # source options): reusing the store would silently keep the old labels.
+                raise FileExistsError(
+                    f"{out} holds a store of the same preprocessing but another source, labels "
+                    f"or record list; use --overwrite to rebuild it or another --out")
             log.info("store %s already prepared with this configuration", out)
             return json.loads((out / "report.json").read_text())
         raise FileExistsError(
@@ -378,12 +561,10 @@ def prepare_store(
     partial = out.with_name(out.name + ".partial")
     chunks = partial / "chunks"
     stamp = partial / "preprocess.json"
-    if partial.exists():
-        same = stamp.exists() and json.loads(stamp.read_text()).get("hash") == cfg.hash()
-        if not same:
-            shutil.rmtree(partial)
+    write_marker(partial, "store-partial")  # before anything else: this directory is ecgssl's
     chunks.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict()}))
+    stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict(),
+                                 "source_fingerprint": _source_fingerprint(source, max_records)}))
 
     t0 = time.perf_counter()
     record_ids = list(source.record_ids())
@@ -424,7 +605,6 @@ def prepare_store(
     pending = [rid for _, group in todo for rid in group]
     # Import what the workers use once, here, so forked workers do not each import it.
     from ecgssl.data import intervals  # noqa: F401
-    from ecgssl.io import long_records, ludb  # noqa: F401
 
     if cfg.beats:
         from ecgssl.data import beats  # noqa: F401
@@ -432,7 +612,7 @@ def prepare_store(
         if workers and workers > 1 and len(pending) > 1:
             # imap streams results in order while workers run ahead: no barrier per chunk.
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(source, cfg)) as pool:
+            with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(source, cfg)) as pool:
                 consume(pool.imap(_work, pending, chunksize=4))
         else:
             _init_worker(source, cfg)
@@ -441,15 +621,16 @@ def prepare_store(
         bar.close()
     t_read = time.perf_counter() - t0
     source_info = {"name": getattr(source, "name", type(source).__name__),
-                   "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids)}
+                   "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids),
+                   "fingerprint": _source_fingerprint(source, max_records)}
+    if getattr(source, "label_summaries", None):
+        source_info["labels"] = source.label_summaries  # ecgssl.io.labels: which records got labels
     report = _finalise(partial, cfg, source_info,
                        {"seconds_read": round(t_read, 3),
                         "seconds_total": round(time.perf_counter() - t0, 3),
                         "records_per_s": round(len(record_ids) / max(t_read, 1e-9), 1),
                         "workers": workers})
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+    _swap_in(partial, out)
     return report
 
 
@@ -475,7 +656,8 @@ class ECGStore:
             if self.path.with_name(self.path.name + ".partial").exists():
                 hint = " (an unfinished run left a .partial directory: rerun prepare to resume)"
             raise FileNotFoundError(f"{self.path} is not a prepared store: no config.json{hint}")
-        self.config = json.loads(cfg_path.read_text())
+        self.config = read_json_file(cfg_path, "store config", "prepare the store again")
+        verify_digests(self.path, self.config.get("files"), "config.json")
         self._manifest: pd.DataFrame | None = None
         self._arrays: dict[str, np.ndarray] = {}
 
@@ -535,6 +717,16 @@ class ECGStore:
         return self._array("lead_mask")
 
     @property
+    def valid_spans(self) -> np.ndarray:
+        """(N, 2) int32 [start, end) window samples of real (not padded) signal; stores older
+        than ``valid_spans.npy`` are all (0, T)."""
+        if "valid_spans" not in self._arrays and not (self.path / "valid_spans.npy").exists():
+            full = np.zeros((len(self), 2), dtype=np.int32)
+            full[:, 1] = self.n_samples
+            self._arrays["valid_spans"] = full
+        return self._array("valid_spans")
+
+    @property
     def labels(self) -> np.ndarray:
         """(N, K) uint8 multi-hot over ``label_names``."""
         return self._array("labels")
@@ -570,6 +762,7 @@ class ECGStore:
             "signal": np.array(self.signals[i]),
             "lead_mask": np.array(self.lead_mask[i]),
             "labels": np.array(self.labels[i]),
+            "valid_span": np.asarray(self.valid_spans[i], dtype=np.int64),
         }
         if "waves" in self.extras:
             item["masks"] = np.array(self.masks[i])

@@ -39,6 +39,7 @@ from ecgssl.eval.classification_metrics import (
 )
 from ecgssl.eval.splits import Split
 from ecgssl.models.pooling import output_dim
+from ecgssl.safety.workers import worker_init
 
 __all__ = [
     "WindowDataset",
@@ -218,7 +219,7 @@ class FineTuneOutput:
 def _loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int):
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      num_workers=num_workers, drop_last=False)
+                      num_workers=num_workers, drop_last=False, worker_init_fn=worker_init)
 
 
 def finetune(

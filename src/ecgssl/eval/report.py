@@ -314,12 +314,27 @@ class Report:
         return "\n".join(parts)
 
     def write(self, out_dir: str | os.PathLike) -> Path:
-        """Write ``report.md``, ``report.json`` and ``figures/*.png``; returns the folder."""
+        """Write ``report.md``, ``report.json`` and ``figures/*.png``; returns the folder.
+
+        The folder must be new, empty or an ecgssl report (``ecgssl.safety.outputs``): a report
+        is never written into someone else's folder. One writer at a time (lock file).
+        """
+        from ecgssl.safety import claim_output_dir, output_lock
+
+        out = Path(out_dir)
+        existed = (out / "report.json").is_file()
+        if claim_output_dir(out, "report", existing_ok=True) == "ours" and existed:
+            import logging
+
+            logging.getLogger(__name__).warning("replacing the ecgssl report in %s", out)
+        with output_lock(out / ".ecgssl.lock", out):
+            return self._write(out)
+
+    def _write(self, out: Path) -> Path:
         import shutil
 
         from ecgssl.plots import save_figure
 
-        out = Path(out_dir)
         (out / "figures").mkdir(parents=True, exist_ok=True)
         for name, fig, _ in self.figures:
             target = out / "figures" / f"{name}.png"

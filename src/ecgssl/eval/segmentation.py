@@ -47,6 +47,7 @@ from ecgssl.eval.segmentation_metrics import (
 )
 from ecgssl.eval.splits import patient_kfold
 from ecgssl.models.seg_heads import SegmentationModel, build_seg_model
+from ecgssl.safety.workers import worker_init
 
 SELECTIONS = ("dice", "f1")
 
@@ -405,7 +406,8 @@ def _quiet_lightning(verbose: bool):
 def _loader(store, rows, batch_size, shuffle, num_workers, seed) -> DataLoader:
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(SegmentationDataset(store, rows), batch_size=batch_size, shuffle=shuffle,
-                      num_workers=num_workers, generator=gen if shuffle else None)
+                      num_workers=num_workers, generator=gen if shuffle else None,
+                      worker_init_fn=worker_init)
 
 
 def cross_validate_segmentation(store, encoder: nn.Module | Callable[[], nn.Module],

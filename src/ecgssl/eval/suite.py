@@ -44,6 +44,7 @@ from ecgssl.eval.tasks.base import (
     slug,
 )
 from ecgssl.eval.tasks.segmentation import seg_label
+from ecgssl.safety import claim_output_dir
 
 __all__ = ["LeadView", "Row", "SuiteConfig", "arch_label", "filter_mismatch", "label_matrix",
            "random_init_factory", "run_suite", "seg_label", "suite_splits"]
@@ -75,6 +76,9 @@ class SuiteConfig:
         min_positives: classification labels with fewer positive windows are left out (named in
             the report).
         label_prefix: only labels starting with one of these (e.g. ``["rhythm:"]``), or all.
+        unlabelled: windows without any label in a labelled store: ``"error"`` (refuse, the
+            default) or ``"negative"`` (score them as negatives, counted in the report);
+            ``ecgssl.eval.labels``.
         seg_epochs, seg_batch_size, seg_lr: segmentation training budget (same for every row).
         seg_folds: run only these segmentation folds (quick runs; stated in the report).
         finetune_epochs, finetune_lr: budget of the supervised-from-scratch classifier (the
@@ -107,6 +111,7 @@ class SuiteConfig:
     score_leads: list[str] | None = None
     min_positives: int = 10
     label_prefix: list[str] | None = None
+    unlabelled: str = "error"
     seg_epochs: int = 20
     seg_batch_size: int = 16
     seg_lr: float = 1e-3
@@ -269,6 +274,7 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
 
     cfg = cfg or SuiteConfig()
     out_dir = Path(out_dir)
+    claim_output_dir(out_dir, "report", existing_ok=True)  # never write into a foreign folder
     t_start = time.perf_counter()
     for name, enc in encoders.items():
         pre = enc.spec["preprocessing"]
@@ -289,7 +295,17 @@ def run_suite(encoders: dict[str, Any], store, out_dir: str | Path,
     report = Report(title, description=_describe(cfg, store, score_leads),
                     meta={"store": str(store.path), "config": asdict(cfg)})
     results: dict[str, Any] = {"rows": [r.name for r in rows], "config": asdict(cfg)}
+    from ecgssl.eval.overlap import check_suite_overlap  # warns + report section (#19)
+
+    results["pretraining_overlap"] = check_suite_overlap(encoders, store, report)
     labels, label_names, dropped = label_matrix(store, cfg)
+    if {"probe", "lowlabel"} & set(cfg.tasks):
+        from ecgssl.eval.labels import check_unlabelled
+
+        unlabelled_note = check_unlabelled(store, cfg.unlabelled)
+        results["unlabelled_windows"] = unlabelled_note
+        if unlabelled_note:
+            report.add_text("Unlabelled windows", unlabelled_note)
     splits, split_note = suite_splits(store, labels, cfg)
     tasks = [create_task(name) for name in list_tasks() if name in cfg.tasks]
     ctx = SuiteContext(store=store, cfg=cfg, rows=rows, labels=labels, label_names=label_names,

@@ -85,31 +85,69 @@ def detect_source_kind(path: str | Path) -> str:
     return kinds.pop()
 
 
-def open_source(path: str | Path, kind: str | None = None, **options) -> Source:
+GENERIC_OPTIONS = ("labels",)  # taken by open_source for every kind (ecgssl.io.labels)
+
+
+def source_options(kind: str) -> list[str]:
+    """The options a source kind takes (its constructor's keywords) plus ``GENERIC_OPTIONS``."""
+    import inspect
+
+    if kind not in SOURCE_CLASSES:
+        raise ValueError(f"unknown source kind {kind!r}; choose from {SOURCE_KINDS}")
+    params = inspect.signature(SOURCE_CLASSES[kind].__init__).parameters
+    return [n for n in params if n not in ("self", "root")] + list(GENERIC_OPTIONS)
+
+
+def check_source_options(kind: str, options: dict) -> None:
+    """ValueError naming an option the kind does not take and the ones it does."""
+    accepted = source_options(kind)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"source kind {kind!r} does not take option(s) {unknown}; it takes "
+                         f"{accepted}")
+
+
+def open_source(path: str | Path, kind: str | None = None, labels: str | Path | None = "auto",
+                **options) -> Source:
     """Open the database or folder at ``path`` as a ``Source``.
 
     Args:
         kind: one of ``SOURCE_KINDS``; detected when None.
-        **options: passed to the Source class, e.g. ``name``, ``checks`` (``SignalChecks`` or
-            None), ``fs``/``aggregation`` (ptbxl), ``annotations`` (ludb), ``scored_year``
-            (cinc), ``ann_ext`` (long), ``fs``/``leads``/``labels_csv`` (folder).
+        labels: a labels CSV (``ecgssl.io.labels``) whose labels replace the listed records';
+            ``"auto"`` uses a ``REFERENCE.csv`` in the folder when there is one; None: none.
+        **options: passed to the Source class (``source_options(kind)`` lists them), e.g.
+            ``name``, ``checks`` (``SignalChecks``, a dict of its fields, or None),
+            ``fs``/``aggregation`` (ptbxl), ``annotations`` (ludb), ``scored_year`` (cinc),
+            ``ann_ext`` (long), ``fs``/``leads`` (folder). ``labels_csv`` is an older name of
+            ``labels``.
+    Raises:
+        ValueError: an option the kind does not take (naming the ones it takes).
     """
+    from ecgssl.io.labels import attach_labels
+
     kind = kind or detect_source_kind(path)
-    if kind not in SOURCE_CLASSES:
-        raise ValueError(f"unknown source kind {kind!r}; choose from {SOURCE_KINDS}")
-    return SOURCE_CLASSES[kind](path, **options)
+    if "labels_csv" in options:
+        labels = options.pop("labels_csv")
+    check_source_options(kind, options)
+    if isinstance(options.get("checks"), dict):
+        options["checks"] = SignalChecks(**options["checks"])
+    return attach_labels(SOURCE_CLASSES[kind](path, **options), labels)
 
 
-def open_sources(paths, kind: str | None = None, **options):
-    """One source for one path; a ``MultiSource`` named after the folders for several."""
+def open_sources(paths, kind: str | None = None, labels: str | Path | None = "auto", **options):
+    """One source for one path; a ``MultiSource`` named after the folders for several (a
+    ``labels`` file then applies to all of them; ``"auto"``: each folder's REFERENCE.csv)."""
+    from ecgssl.io.labels import attach_labels
+
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if len(paths) == 1:
-        return open_source(paths[0], kind=kind, **options)
+        return open_source(paths[0], kind=kind, labels=labels, **options)
     names = [p.name or str(p) for p in paths]
     if len(set(names)) != len(names):
         raise ValueError(f"sources need distinct folder names, got {names}")
-    return MultiSource([open_source(p, kind=kind, name=n, **options)
-                        for p, n in zip(paths, names)])
+    multi = MultiSource([open_source(p, kind=kind, name=n, **options)
+                         for p, n in zip(paths, names)])
+    return multi if labels in (None, "auto") else attach_labels(multi, labels)
 
 
 __all__ = [
@@ -131,8 +169,10 @@ __all__ = [
     "iter_windows",
     "ludb_label_names",
     "ludb_masks",
+    "check_source_options",
     "open_source",
     "open_sources",
+    "source_options",
     "ptbxl_split",
     "read_cinc",
     "read_long_record",

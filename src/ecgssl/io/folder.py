@@ -7,9 +7,8 @@ Recognised files (searched recursively):
   sidecar ``name.json`` (``{"fs": 500, "leads": ["I", "II", ...], "patient_id": "..."}``) or
   from the ``fs`` / ``leads`` arguments (the sidecar wins).
 
-Optional labels CSV with columns ``record_id,labels``: ``record_id`` is the path relative to the
-folder without extension (``sub/rec1``; the bare file name works when unique), ``labels`` a
-``;``-separated list. Listed labels replace labels from the files (e.g. CinC Dx codes).
+Labels: from the files (CinC ``#Dx``, a sidecar's ``"labels"``) or from a labels CSV for any
+source kind (``ecgssl.io.labels``: ``--labels FILE``, or a ``REFERENCE.csv`` in the folder).
 Record ids are ``f"{name}/{relative path}"``.
 """
 
@@ -19,7 +18,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ecgssl.data.leads import canonical_lead
 from ecgssl.data.record import Record
@@ -28,18 +26,6 @@ from ecgssl.io.checks import DEFAULT_CHECKS, SignalChecks, check_signal
 from ecgssl.io.cinc import read_cinc
 from ecgssl.io.wfdb_header import read_header
 from ecgssl.io.wfdb_record import read_wfdb
-
-
-def read_labels_csv(path: str | Path) -> dict[str, list[str]]:
-    """``{record_id: [labels]}`` from a ``record_id,labels`` CSV (``;``-separated labels)."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("record_id", "labels") if c not in df.columns]
-    if missing:
-        raise ValueError(f"labels CSV {path} lacks columns {missing} (has {list(df.columns)})")
-    out = {}
-    for rid, labels in zip(df["record_id"], df["labels"]):
-        out[rid.strip()] = [lab.strip() for lab in labels.split(";") if lab.strip()]
-    return out
 
 
 def read_npy(path: str | Path, record_id: str, fs: float | None = None,
@@ -104,9 +90,9 @@ def scan_folder(root: str | Path) -> dict[str, tuple[str, str]]:
 
 
 def read_folder_record(kind: str, path: str, record_id: str, fs=None, leads=None,
-                       source: str = "folder", checks: SignalChecks | None = DEFAULT_CHECKS,
-                       labels: list[str] | None = None) -> Record:
-    """Read one entry of ``scan_folder`` and apply labels from the labels CSV when given."""
+                       source: str = "folder", checks: SignalChecks | None = DEFAULT_CHECKS
+                       ) -> Record:
+    """Read one entry of ``scan_folder``; a record without a patient id is its own patient."""
     if kind == "cinc":
         record = read_cinc(path, record_id=record_id, source=source, checks=checks)
     elif kind == "wfdb":
@@ -115,8 +101,6 @@ def read_folder_record(kind: str, path: str, record_id: str, fs=None, leads=None
         record = read_npy(path, record_id, fs=fs, leads=leads, source=source, checks=checks)
     else:
         raise ValueError(f"unknown folder entry kind {kind!r}")
-    if labels is not None:
-        record.labels = list(labels)
     if record.patient_id is None:
         record.patient_id = record_id
     return record

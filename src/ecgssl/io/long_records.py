@@ -17,13 +17,12 @@ give the patient; otherwise the record id (MIT-BIH: one patient per record, exce
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ecgssl.data.record import Record
+from ecgssl.data.windowing import iter_windows, window_starts  # noqa: F401  (re-exported)
 from ecgssl.errors import ECGDataError
 from ecgssl.io.checks import SignalChecks
 from ecgssl.io.mitann import read_annotations
@@ -91,56 +90,3 @@ def read_long_record(path: str | Path, record_id: str | None = None, source: str
                           "rhythm": rhythm}
     record.labels = sorted({f"rhythm:{lab}" for _, _, lab in rhythm})
     return record
-
-
-def window_starts(n_samples: int, window: int, stride: int) -> range:
-    """Start samples of the full windows of length ``window`` every ``stride`` samples."""
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be > 0 samples, got {window}, {stride}")
-    return range(0, n_samples - window + 1, stride)
-
-
-def iter_windows(record: Record, window_s: float, stride_s: float | None = None
-                 ) -> Iterator[Record]:
-    """Fixed-length windows of ``record`` (the last partial window is dropped).
-
-    Args:
-        window_s: window length in seconds (rounded to samples).
-        stride_s: step between window starts in seconds (default: ``window_s``, no overlap).
-    Yields:
-        Records ``f"{record_id}@{start_sample}"`` with the signal slice, beats and rhythm
-        episodes clipped and shifted into window samples, labels ``"rhythm:<label>"`` for the
-        rhythms present in the window, meta ``start_sample`` (original samples), ``parent_id``,
-        ``beat_counts`` (symbol -> count) and ``n_beats`` besides the parent's meta.
-    """
-    if window_s is None or window_s <= 0:
-        raise ValueError(f"window_s must be > 0, got {window_s!r}")
-    if stride_s is not None and stride_s <= 0:
-        raise ValueError(f"stride_s must be > 0, got {stride_s!r}")
-    window = int(round(window_s * record.fs))
-    stride = int(round((stride_s if stride_s is not None else window_s) * record.fs))
-    beats = record.annotations.get("beats")
-    beat_samples = np.asarray(beats["samples"], dtype=np.int64) if beats else None
-    beat_symbols = np.asarray(beats["symbols"], dtype=object) if beats else None
-    rhythm = record.annotations.get("rhythm")
-    for start in window_starts(record.n_samples, window, stride):
-        end = start + window
-        ann: dict = {}
-        meta = {k: v for k, v in record.meta.items()}
-        meta.update(start_sample=start, parent_id=record.record_id)
-        if beat_samples is not None:
-            lo, hi = np.searchsorted(beat_samples, [start, end])
-            syms = beat_symbols[lo:hi].tolist()
-            ann["beats"] = {"samples": beat_samples[lo:hi] - start, "symbols": syms}
-            meta["beat_counts"] = dict(Counter(syms))
-            meta["n_beats"] = len(syms)
-        labels: list[str] = []
-        if rhythm is not None:
-            segs = [(max(s, start) - start, min(e, end) - start, lab)
-                    for s, e, lab in rhythm if s < end and e > start]
-            ann["rhythm"] = segs
-            labels = sorted({f"rhythm:{lab}" for _, _, lab in segs})
-        yield Record(signal=np.ascontiguousarray(record.signal[:, start:end]), fs=record.fs,
-                     leads=list(record.leads), record_id=f"{record.record_id}@{start}",
-                     patient_id=record.patient_id, labels=labels, source=record.source,
-                     annotations=ann, meta=meta)

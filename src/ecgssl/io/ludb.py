@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgssl.data.leads import LEADS_12
-from ecgssl.data.record import WAVE_NONE, WAVE_P, WAVE_QRS, WAVE_T, Record
+from ecgssl.data.record import WAVE_P, WAVE_QRS, WAVE_T, Record
+from ecgssl.data.windowing import wave_mask  # noqa: F401  (re-exported: ecgssl.io.wave_mask)
 from ecgssl.errors import ECGDataError
 from ecgssl.io.checks import DEFAULT_CHECKS, SignalChecks, check_signal
 from ecgssl.io.mitann import SYMBOL_TO_CODE, Annotations, read_annotations
@@ -196,37 +197,6 @@ def parse_waves(ann: Annotations) -> np.ndarray:
     if not rows:
         return np.zeros((0, 4), dtype=np.int64)
     return np.asarray(rows, dtype=np.int64)
-
-
-def wave_mask(waves: np.ndarray, n_samples: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Per-sample wave codes of one lead and its annotated span.
-
-    Args:
-        waves: (n, 4) (code, onset, peak, offset). A wave missing its onset is drawn from its
-            peak, one missing its offset up to its peak (the best the annotation allows).
-        n_samples: length of the lead.
-    Returns:
-        mask int8 (n_samples,) with ``WAVE_NONE/P/QRS/T`` (onset..offset inclusive) and span
-        ``(start, end)``: from the first annotated onset to the last annotated offset, half-open
-        ``[start, end)``, (0, 0) when the lead has no onset or no offset.
-    """
-    if n_samples < 0:
-        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
-    mask = np.full(n_samples, WAVE_NONE, dtype=np.int8)
-    waves = np.asarray(waves, dtype=np.int64).reshape(-1, 4)
-    for code, on, pk, off in waves.tolist():
-        lo = on if on >= 0 else pk
-        hi = off if off >= 0 else pk
-        if hi >= lo >= 0:
-            mask[lo:min(hi + 1, n_samples)] = code
-    onsets, offsets = waves[waves[:, 1] >= 0, 1], waves[waves[:, 3] >= 0, 3]
-    if onsets.size == 0 or offsets.size == 0:
-        return mask, (0, 0)
-    start = int(min(onsets.min(), n_samples))
-    end = int(min(offsets.max() + 1, n_samples))
-    if end <= start:
-        return mask, (0, 0)
-    return mask, (start, end)
 
 
 def ludb_masks(record: Record) -> tuple[np.ndarray, np.ndarray]:

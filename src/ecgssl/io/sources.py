@@ -162,9 +162,9 @@ class FolderSource(Source):
     kind = "folder"
 
     def __init__(self, root, name=None, checks=DEFAULT_CHECKS, fs: float | None = None,
-                 leads: list[str] | None = None, labels_csv: str | Path | None = None):
+                 leads: list[str] | None = None):
         super().__init__(root, name, checks)
-        from ecgssl.io.folder import read_labels_csv, scan_folder
+        from ecgssl.io.folder import scan_folder
 
         if fs is not None and fs <= 0:
             raise ValueError(f"fs must be > 0, got {fs!r}")
@@ -172,28 +172,13 @@ class FolderSource(Source):
         entries = scan_folder(self.root)
         self._ids = {f"{self.name}/{rel}": (kind, path, rel)
                      for rel, (kind, path) in entries.items()}
-        self.labels: dict[str, list[str]] = {}
-        if labels_csv is not None:
-            table = read_labels_csv(labels_csv)
-            by_base: dict[str, list[str]] = {}
-            for rel in entries:
-                by_base.setdefault(Path(rel).name, []).append(rel)
-            for key, labels in table.items():
-                rel = key[len(self.name) + 1:] if key.startswith(self.name + "/") else key
-                if rel not in entries and len(by_base.get(rel, [])) == 1:
-                    rel = by_base[rel][0]
-                if rel not in entries:
-                    raise ValueError(f"labels CSV {labels_csv}: record {key!r} is not in "
-                                     f"{self.root}")
-                self.labels[f"{self.name}/{rel}"] = labels
 
     def _read(self, record_id, key):
         from ecgssl.io.folder import read_folder_record
 
         kind, path, _ = key
         return read_folder_record(kind, path, record_id, fs=self.fs, leads=self.leads,
-                                  source=self.name, checks=self.checks,
-                                  labels=self.labels.get(record_id))
+                                  source=self.name, checks=self.checks)
 
 
 def _wfdb_record_names(root: Path) -> list[str]:
@@ -237,6 +222,11 @@ class MultiSource:
 
     def record_ids(self) -> list[str]:
         return list(self._owner)
+
+    @property
+    def label_summaries(self) -> list[dict]:
+        """Summaries of the labels files of the sources (``ecgssl.io.labels``)."""
+        return [x for s in self.sources for x in getattr(s, "label_summaries", [])]
 
     def read(self, record_id: str) -> Record:
         if record_id not in self._owner:

@@ -38,6 +38,7 @@ def takes_lead_names(module: nn.Module) -> bool:
 def _load_builtin() -> None:
     # Importing the modules registers their configurations.
     from ecgssl.models import cnn, vit  # noqa: F401
+    from ecgssl.models.foundation import ecgfm, ecgfounder, hubert_ecg, merl, stmem  # noqa: F401
 
 
 def list_encoders() -> list[str]:

@@ -12,7 +12,7 @@ Modules (import what you need; this package imports nothing eagerly so that
   epoch-seeded, resumable mid-epoch; per-batch augmentation seeds).
 - ``schedules``: ``warmup_cosine_lr``, ``ema_momentum``.
 - ``callbacks``: collapse diagnostics, online linear probe, throughput meter.
-- ``export``: ``export_encoder``, ``load_encoder``, ``check_input``.
+- ``export``: ``export_encoder``, ``load_encoder`` (inference input: ``ecgssl.data.inference``).
 
 Resume guarantee: from any checkpoint this engine writes (epoch boundary or mid-epoch), with the
 same recipe and world size, training continues bit-identically on CPU: weights (incl. the EMA

@@ -196,6 +196,9 @@ def seed_worker(worker_id: int) -> None:
     Torch seeds each worker from the loader's generator (seeded per rank), so these are
     reproducible; per-batch seeding in ``SeededCollate`` then takes over for augmentations.
     """
+    from ecgssl.safety import die_with_parent
+
+    die_with_parent()  # a killed training run leaves no orphan loader workers
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)  # noqa: NPY002
     random.seed(seed)

@@ -7,29 +7,33 @@ The JSON (``format: "ecgssl-encoder"``) holds:
 - ``preprocessing``: ``{"fs", "leads", "n_samples", "units", "filters", "normalisation",
   "store_hash", "config"}`` from the store the encoder was trained on;
 - ``training``: a summary of the data and run (method, steps, samples, sources);
-- ``ecgssl_version``.
+- ``ecgssl_version``;
+- ``weights``: ``{"file", "sha256", "bytes"}`` of the safetensors file, verified on load
+  (``ecgssl.safety.artefacts``; exports without it load with a warning).
 
-Preprocessing is part of the model: ``check_input`` turns a recording into what the encoder was
-trained on (resample, reorder / select / derive leads, crop or pad) or refuses with a
-``SpecMismatchError`` that says what differs.
+Preprocessing is part of the model: ``ecgssl.data.inference.prepare_input`` runs a recording
+through the stored ``config`` with the same functions ``prepare`` uses (``Encoder.embed`` does
+this), or refuses with a ``SpecMismatchError`` that says what differs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ecgssl
-from ecgssl.data.leads import canonical_lead
 from ecgssl.errors import SpecMismatchError
+from ecgssl.safety.artefacts import (
+    check_state_fits,
+    load_model_file,
+    read_json_file,
+    save_model_file,
+)
 
 FORMAT = "ecgssl-encoder"
 FORMAT_VERSION = 1
@@ -144,21 +148,14 @@ def export_encoder(encoder: nn.Module, path: str | Path, store_config: dict[str,
         "preprocessing": preprocessing_spec(store_config, leads),
         "training": _jsonable(training or {}),
     }
-    # clone(): safetensors refuses tensors sharing storage; the copy also detaches from the graph.
-    weights = {k: v.detach().to("cpu").clone().contiguous()
-               for k, v in encoder.state_dict().items()}
-    weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    save_file(weights, str(weights_path), metadata={"format": "pt", "ecgssl": FORMAT})
-    json_path.write_text(json.dumps(meta, indent=2))
-    return weights_path, json_path
+    # Weights first, then the JSON with their sha256 (ecgssl.safety.artefacts).
+    return save_model_file(encoder.state_dict(), stem, meta)
 
 
 def read_spec(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of an export (path to either file, or the stem)."""
     json_path = _stem(path).with_suffix(".json")
-    if not json_path.is_file():
-        raise FileNotFoundError(f"encoder metadata not found: {json_path}")
-    spec = json.loads(json_path.read_text())
+    spec = read_json_file(json_path, "encoder metadata", "export the encoder again")
     if spec.get("format") != FORMAT:
         raise SpecMismatchError(f"{json_path} is not an {FORMAT} file "
                                 f"(format={spec.get('format')})")
@@ -173,148 +170,24 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu"
     """Rebuild an exported encoder and load its weights (strictly); returns (encoder, spec).
 
     The encoder is returned in eval mode. ``spec["preprocessing"]`` says what input it expects;
-    pass recordings through ``check_input(spec, ...)`` first.
+    pass recordings through ``ecgssl.data.inference.prepare_input(spec, ...)`` first.
     """
     from ecgssl.models import create_encoder
 
     spec = read_spec(path)
-    weights_path = _stem(path).with_suffix(".safetensors")
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"encoder weights not found: {weights_path}")
-    encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
-    state = load_file(str(weights_path), device=str(map_location))
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SpecMismatchError(
-            f"{weights_path} does not fit {spec['encoder']['name']} built from its spec: "
-            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    stem = _stem(path)
+    weights_path = stem.with_suffix(".safetensors")
+    state = load_model_file(stem, spec, device=str(map_location),
+                            fix="export the encoder again or copy it again")
+    try:
+        encoder = create_encoder(spec["encoder"]["name"], **spec["encoder"]["overrides"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise SpecMismatchError(f"{stem.with_suffix('.json')}: cannot build the encoder it "
+                                f"describes ({type(err).__name__}: {err})") from None
+    check_state_fits(encoder, state, weights_path, stem.with_suffix(".json"),
+                     f"encoder {spec['encoder']['name']}")
+    encoder.load_state_dict(state)
     return encoder.to(map_location).eval(), spec
-
-
-@dataclass
-class InputAdapter:
-    """How to turn input arrays into what an encoder expects; call it on (..., L_in, T_in).
-
-    Attributes:
-        leads: output lead names, in the encoder's order (fewer than the spec's leads only with
-            ``missing_leads="drop"``).
-        lead_sources: for each output lead, ``("copy", k)`` row k of the input, ``("derive", name)``
-            computed from I and II, or ``("zero", None)``.
-        fs_in, fs_out: sampling rates (Hz); resampling is polyphase with ratio ``up/down``.
-        n_samples: output length; ``crop`` / ``pad`` samples removed / zero-appended.
-        present: bool per output lead, False for zero-filled leads.
-    """
-
-    leads: list[str]
-    lead_sources: list[tuple[str, Any]]
-    fs_in: float
-    fs_out: float
-    up: int
-    down: int
-    n_samples: int
-    crop: int = 0
-    pad: int = 0
-    present: list[bool] = field(default_factory=list)
-
-    def __call__(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        is_torch = isinstance(x, torch.Tensor)
-        arr = x.detach().cpu().numpy() if is_torch else np.asarray(x)
-        if arr.ndim < 2:
-            raise SpecMismatchError(f"input must be (..., leads, samples), got shape {arr.shape}")
-        arr = arr.astype(np.float32, copy=False)
-        rows = []
-        for kind, arg in self.lead_sources:
-            if kind == "copy":
-                rows.append(arr[..., arg, :])
-            elif kind == "derive":
-                i, ii = arr[..., arg[1], :], arr[..., arg[2], :]
-                rows.append({"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2,
-                             "aVF": ii - i / 2}[arg[0]])
-            else:
-                rows.append(np.zeros_like(arr[..., 0, :]))
-        out = np.stack(rows, axis=-2)
-        if (self.up, self.down) != (1, 1):
-            from scipy.signal import resample_poly
-
-            out = resample_poly(out, self.up, self.down, axis=-1).astype(np.float32)
-        out = out[..., : self.n_samples]
-        if out.shape[-1] < self.n_samples:
-            width = [(0, 0)] * (out.ndim - 1) + [(0, self.n_samples - out.shape[-1])]
-            out = np.pad(out, width)
-        out = np.ascontiguousarray(out, dtype=np.float32)
-        return torch.from_numpy(out) if is_torch else out
-
-
-def check_input(spec: dict[str, Any], fs: float, leads: list[str], n_samples: int, *,
-                units: str = "mV", missing_leads: str = "error",
-                max_pad_fraction: float = 0.1) -> InputAdapter:
-    """Plan the conversion of (leads, n_samples at fs) input to an encoder's expected input.
-
-    Conversions: polyphase resampling to the spec's rate; leads reordered / selected by canonical
-    name, with III, aVR, aVL, aVF derived from I and II when absent; the first ``n_samples``
-    (spec) samples kept, or zeros appended when the input is short by at most
-    ``max_pad_fraction`` of the spec length.
-
-    Args:
-        spec: an export's metadata (``load_encoder`` / ``read_spec``) or its ``preprocessing``.
-        fs: input rate (Hz); leads: input lead names; n_samples: input length (samples).
-        units: input units; must match the spec's (``"mV"``): there is no safe conversion.
-        missing_leads: ``"error"`` (refuse), ``"zero"`` (zero rows, flagged in ``present``) or
-            ``"drop"`` (output only the available leads, in spec order; for encoders that take a
-            ``leads`` argument, e.g. the ViT).
-        max_pad_fraction: largest tolerated zero padding, as a fraction of the spec length.
-
-    Raises:
-        SpecMismatchError: the input cannot be made to match (the message says what differs).
-    """
-    pre = spec.get("preprocessing", spec)
-    want_fs, want_leads, want_n = float(pre["fs"]), list(pre["leads"]), int(pre["n_samples"])
-    if missing_leads not in ("error", "zero", "drop"):
-        raise ValueError(f"missing_leads must be 'error', 'zero' or 'drop', got {missing_leads!r}")
-    if not fs or fs <= 0:
-        raise SpecMismatchError(f"input sampling rate must be > 0 Hz, got {fs}")
-    if n_samples <= 0:
-        raise SpecMismatchError(f"input has no samples (n_samples={n_samples})")
-    if units != pre.get("units", "mV"):
-        raise SpecMismatchError(f"encoder expects {pre.get('units', 'mV')} input, got {units}")
-    names = [canonical_lead(x) for x in leads]
-    if len(set(names)) != len(names):
-        raise SpecMismatchError(f"duplicate lead names in input: {leads}")
-    sources, out_leads, present = [], [], []
-    for name in want_leads:
-        if name in names:
-            sources.append(("copy", names.index(name)))
-        elif name in LIMB_DERIVED and "I" in names and "II" in names:
-            sources.append(("derive", (name, names.index("I"), names.index("II"))))
-        elif missing_leads == "zero":
-            sources.append(("zero", None))
-        elif missing_leads == "drop":
-            continue
-        else:
-            missing = [x for x in want_leads if x not in names
-                       and not (x in LIMB_DERIVED and "I" in names and "II" in names)]
-            raise SpecMismatchError(
-                f"input lacks leads {missing} that the encoder was trained on "
-                f"(expects {want_leads}, got {names}); pass missing_leads='zero' or 'drop' to "
-                "accept reduced-lead input knowingly")
-        out_leads.append(name)
-        present.append(sources[-1][0] != "zero")
-    if not any(present):
-        raise SpecMismatchError(f"none of the encoder's leads {want_leads} is in the input "
-                                f"{names}")
-    ratio = Fraction(want_fs / fs).limit_denominator(1000)
-    if abs(float(ratio) - want_fs / fs) > 1e-6 * want_fs / fs:
-        raise SpecMismatchError(f"cannot resample {fs} Hz to {want_fs} Hz with a rational ratio")
-    resampled = int(np.ceil(n_samples * ratio.numerator / ratio.denominator))
-    pad = max(0, want_n - resampled)
-    if pad > max_pad_fraction * want_n:
-        raise SpecMismatchError(
-            f"input is {n_samples / fs:.2f} s ({resampled} samples at {want_fs:g} Hz); the "
-            f"encoder expects {want_n / want_fs:.2f} s ({want_n} samples) and pads at most "
-            f"{max_pad_fraction:.0%}")
-    return InputAdapter(leads=out_leads, lead_sources=sources, fs_in=float(fs), fs_out=want_fs,
-                        up=ratio.numerator, down=ratio.denominator, n_samples=want_n,
-                        crop=max(0, resampled - want_n), pad=pad, present=present)
 
 
 def export_target_encoder(run_dir: str | Path, target: str = "target_encoder",
@@ -324,9 +197,10 @@ def export_target_encoder(run_dir: str | Path, target: str = "target_encoder",
     The engine exports the online (student) encoder (``<run_dir>/encoder.*``); I-JEPA-style
     methods also have an EMA copy (``MomentumMethod.add_momentum_copy``), often the better
     representation. Its weights are ``method.<target>.*`` of ``checkpoints/last.ckpt``; they are
-    loaded strictly into the student's architecture (any mismatch fails) and written beside a
-    copy of the student's JSON (same architecture and preprocessing) whose ``training`` says
-    which weights these are. ``metrics.csv`` is copied too (the suite's training curves).
+    loaded strictly into the student's architecture (any mismatch fails) and written (with their
+    sha256, ``save_model_file``) beside a copy of the student's JSON (same architecture and
+    preprocessing) whose ``training`` says which weights these are. ``metrics.csv`` is copied
+    too (the suite's training curves).
 
     Returns:
         The output directory (default ``<run_dir>/target``) holding ``encoder.safetensors``,
@@ -350,11 +224,10 @@ def export_target_encoder(run_dir: str | Path, target: str = "target_encoder",
         raise KeyError(f"{ckpt_path} has no {prefix}* weights: not a momentum method's run")
     student.load_state_dict(state, strict=True)  # fails loudly on any mismatch
     out = Path(out_dir) if out_dir is not None else run_dir / "target"
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().clone().contiguous() for k, v in state.items()},
-              str(out / "encoder.safetensors"), metadata={"format": "pt", "ecgssl": FORMAT})
-    spec["training"]["exported_weights"] = f"EMA target encoder (method.{target})"
-    (out / "encoder.json").write_text(json.dumps(spec, indent=2))
+    meta = {k: v for k, v in spec.items() if k != "weights"}
+    meta["training"] = {**meta.get("training", {}),
+                        "exported_weights": f"EMA target encoder (method.{target})"}
+    save_model_file(state, out / "encoder", meta)
     if (run_dir / "metrics.csv").is_file():
         shutil.copy2(run_dir / "metrics.csv", out / "metrics.csv")
     return out

@@ -20,6 +20,8 @@ disjoint across ranks), GPU kernels that are non-deterministic unless ``train.de
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -33,13 +35,17 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import ecgssl
-from ecgssl.errors import SpecMismatchError
+from ecgssl.errors import IntegrityError, OutputDirError, SpecMismatchError
 from ecgssl.methods.base import SSLMethod
+from ecgssl.safety import guard_output_dir, output_lock, read_json_file, write_marker
+from ecgssl.safety.outputs import remove_own_entries
 from ecgssl.train.callbacks import CollapseMonitor, OnlineLinearProbe, ThroughputMeter
 from ecgssl.train.datamodule import PretrainDataModule
 from ecgssl.train.export import export_encoder
 from ecgssl.train.module import OptimConfig, PretrainModule
 from ecgssl.train.recipes import RecipeError, load_recipe, save_recipe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -141,10 +147,116 @@ def _optim_config(train: dict[str, Any]) -> OptimConfig:
                        warmup_epochs=float(train["warmup_epochs"]))
 
 
+def _is_rank_zero() -> bool:
+    """True in the process that owns the run directory (DDP children have a rank > 0)."""
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        if os.environ.get(key, "0") not in ("0", ""):
+            return False
+    return True
+
+
+def _claim_run_dir(out: Path, resume: Any, overwrite: bool) -> None:
+    """Refuse a run directory that would lose something; mark it as ecgssl's.
+
+    New or empty: fine. An ecgssl run: continued with ``resume``, replaced with ``overwrite``
+    (only ecgssl's own files are removed), else refused when it holds checkpoints or an
+    exported encoder. Anything else: refused (``ecgssl.safety.outputs``).
+    """
+    state = guard_output_dir(out, "run", overwrite=overwrite, existing_ok=True)
+    if state == "ours" and overwrite and resume is None:
+        removed = remove_own_entries(out, "run")
+        if removed:
+            print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}",
+                  flush=True)
+    elif state == "ours" and resume is None:
+        finished = (out / "encoder.json").is_file()
+        checkpoints = sorted((out / "checkpoints").glob("*.ckpt"))
+        if finished or checkpoints:
+            what = "a finished run (encoder.json)" if finished else \
+                f"an unfinished run ({len(checkpoints)} checkpoints)"
+            raise OutputDirError(out, f"holds {what}",
+                                 "continue it with --resume last, start over with --overwrite, "
+                                 "or choose a new --out")
+    write_marker(out, "run")
+
+
+def _intact(path: Path) -> str | None:
+    """None if ``path`` is a complete checkpoint archive, else what is wrong with it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
+    return f"damaged member {bad}" if bad else None
+
+
+def resolve_resume(resume: str | Path | None, ckpt_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``"last"`` is ``last.ckpt``, or, when that one is
+    truncated or damaged, the newest intact ``checkpoints/*.ckpt`` (with a warning).
+
+    Raises:
+        FileNotFoundError: no such checkpoint. IntegrityError: it is damaged (an explicit path),
+        or no intact checkpoint is left (``"last"``).
+    """
+    if resume is None:
+        return None
+    if resume != "last":
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+        problem = _intact(path)
+        if problem:
+            raise IntegrityError(path, f"is not a complete checkpoint ({problem})",
+                                 "resume from another one (--resume PATH) or --resume last")
+        return path
+    last = ckpt_dir / "last.ckpt"
+    problem = _intact(last) if last.is_file() else "missing"
+    if problem is None:
+        return last
+    others = sorted((p for p in ckpt_dir.glob("*.ckpt") if p.name != "last.ckpt"),
+                    key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    for candidate in others:
+        if _intact(candidate) is None:
+            log.warning("%s is unusable (%s): resuming from %s, the newest intact checkpoint",
+                        last, problem, candidate.name)
+            print(f"warning: {last} is unusable ({problem}); resuming from {candidate}",
+                  flush=True)
+            return candidate
+    if problem == "missing" and not others:
+        raise FileNotFoundError(f"checkpoint to resume from not found: {last}")
+    raise IntegrityError(last, f"is unusable ({problem}) and no other intact checkpoint is in "
+                         f"{ckpt_dir}", "start over with --overwrite (or a new --out)")
+
+
 def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | Path, *,
-        store_config: dict[str, Any] | None = None, training_summary: dict[str, Any] | None = None,
-        resume: str | Path | None = None, probe_dataset: Any = None,
-        callbacks: list[pl.Callback] | None = None) -> RunResult:
+        resume: str | Path | None = None, overwrite: bool = False, **kwargs) -> RunResult:
+    """Train ``method`` on ``dataset`` into the run directory ``out_dir`` (safely).
+
+    ``out_dir`` must be new, empty or an ecgssl run (continued with ``resume``, replaced with
+    ``overwrite``); one process writes it at a time (``.ecgssl.lock``). ``resume="last"`` falls
+    back to the newest intact checkpoint when ``last.ckpt`` is truncated. Other arguments as
+    ``_fit``.
+
+    Raises:
+        OutputDirError: ``out_dir`` holds something else, or a run to keep.
+        LockedError: another process trains into ``out_dir``.
+    """
+    out = Path(out_dir)
+    if not _is_rank_zero():  # rank 0 checked and locked the directory
+        return _fit(recipe, method, dataset, out,
+                    resume=resolve_resume(resume, out / "checkpoints"), **kwargs)
+    _claim_run_dir(out, resume, overwrite)
+    with output_lock(out / ".ecgssl.lock", out):
+        return _fit(recipe, method, dataset, out,
+                    resume=resolve_resume(resume, out / "checkpoints"), **kwargs)
+
+
+def _fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | Path, *,
+         store_config: dict[str, Any] | None = None,
+         training_summary: dict[str, Any] | None = None, resume: str | Path | None = None,
+         probe_dataset: Any = None, callbacks: list[pl.Callback] | None = None) -> RunResult:
     """Train ``method`` on ``dataset`` as ``recipe`` (already resolved by ``load_recipe``) says.
 
     The lower-level entry point of ``pretrain``: any map-style dataset of dicts, any
@@ -159,10 +271,6 @@ def fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
-    if resume == "last":
-        resume = ckpt_dir / "last.ckpt"
-    if resume is not None and not Path(resume).is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {resume}")
     torch.set_float32_matmul_precision(train["matmul_precision"])
     precision = resolve_precision(train["precision"], train["accelerator"])
     strategy = resolve_strategy(train["strategy"], train["devices"], train["num_nodes"])
@@ -286,12 +394,15 @@ def _store_summary(store_path: Path, config: dict[str, Any], n_used: int) -> dic
     if manifest.is_file():
         import pandas as pd
 
-        cols = pd.read_csv(manifest, usecols=lambda c: c in ("source", "patient_id"))
+        cols = pd.read_csv(manifest, usecols=lambda c: c in ("source", "patient_id",
+                                                              "record_id"), dtype=str)
         if "source" in cols:
             summary["sources"] = {str(k): int(v) for k, v in
                                   cols["source"].value_counts().items()}
         if "patient_id" in cols:
             summary["n_patients"] = int(cols["patient_id"].nunique())
+        if "record_id" in cols:  # for eval.overlap: which records the encoder has seen
+            summary["record_ids"] = sorted(cols["record_id"].unique().tolist())
     return summary
 
 
@@ -356,7 +467,7 @@ def reusable_run(out_dir: str | Path, resolved: dict[str, Any],
 
 def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_dir: str | Path,
              overrides: list[str] | None = None, resume: str | Path | None = None,
-             reuse: bool = False) -> RunResult:
+             overwrite: bool = False, reuse: bool = False) -> RunResult:
     """Pretrain the recipe's method on a prepared store; writes a run directory (module doc).
 
     Args:
@@ -365,6 +476,7 @@ def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_di
         out_dir: the run directory (created).
         overrides: dotted overrides, e.g. ``["train.lr=1e-4", "data.batch_size=32"]``.
         resume: checkpoint path or ``"last"``; the recipe must match the checkpoint's run.
+        overwrite: replace an ecgssl run already in ``out_dir`` (its files only).
         reuse: return the finished run already in ``out_dir`` when ``reusable_run`` accepts it
             (same recipe and store), without training; says so on stdout.
     """
@@ -381,7 +493,7 @@ def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_di
     config_file = store_path / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{store_path} is not a prepared store (no config.json)")
-    store_config = json.loads(config_file.read_text())
+    store_config = read_json_file(config_file, "store config", "prepare the store again")
     check_store(resolved["data"], store_config, store_path)
     store = ECGStore(store_path)
     n_max = resolved["data"]["max_samples"]
@@ -400,4 +512,4 @@ def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_di
         probe_dataset = StoreDataset(ECGStore(resolved["probe"]["store"]))
     return fit(resolved, method, dataset, out_dir, store_config=store_config,
                training_summary=_store_summary(store_path, store_config, len(dataset)),
-               resume=resume, probe_dataset=probe_dataset)
+               resume=resume, overwrite=overwrite, probe_dataset=probe_dataset)

@@ -4,7 +4,8 @@ Every row trains a decoder (frozen rows: on the frozen encoder; trained rows: th
 with k-fold CV by patient (``ecgssl.eval.segmentation.cross_validate_segmentation``), on the
 same scored leads for every row (``LeadView``); the epoch is chosen on validation Dice. The
 classical neurokit2 delineator is scored by the same code on the same leads and records.
-Writes ``segmentation_model.pt``: the pretrained row with the best validation score of fold 0.
+Writes ``segmentation_model.safetensors`` (+ ``.json``): the pretrained row with the best validation
+score of fold 0.
 """
 
 from __future__ import annotations
@@ -165,6 +166,6 @@ def _segmentation_figures(report, store, score_leads, best, scorers, out_dir) ->
             "preprocessing": {"fs": store.fs, "leads": leads, "n_samples": store.n_samples,
                               "units": store.config.get("units", "mV"),
                               "filters": None, "normalisation": None}}
-    save_segmentation_model(model, Path(out_dir) / "segmentation_model.pt", spec,
+    save_segmentation_model(model, Path(out_dir) / "segmentation_model.safetensors", spec,
                             {"row": row.name, "fold": 0, "store": str(store.path),
                              "scored_leads": list(score_leads)})
