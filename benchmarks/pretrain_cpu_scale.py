@@ -108,7 +108,7 @@ def pretrain_candidate(name, method, recipe, steps, overrides, store, out, reuse
           "train.checkpoint_every_n_epochs=0", *overrides]
     if steps < 60:  # the recipes warm up for one epoch: longer than a smoke run
         ov += ["train.warmup_epochs=0", f"train.warmup_steps={max(1, steps // 5)}"]
-    r = pretrain(recipe_path(recipe), store.path, out, overrides=ov, reuse=reuse)
+    r = pretrain(recipe_path(recipe), store.path, out, overrides=ov, reuse=reuse, overwrite=True)
     summary = training_summary(out)
     is_collapsed, reason = collapsed(summary)
     print(f"    loss {summary['loss_start']:.4g} -> {summary['loss_end']:.4g}; collapsed "
