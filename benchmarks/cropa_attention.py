@@ -95,6 +95,7 @@ def worker(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda also runs cpu)")
+    parser.add_argument("--cuda-only", action="store_true", help="with --device cuda: no CPU rows")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=64)
@@ -111,7 +112,7 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
 
-    devices = ["cpu"] + (["cuda"] if args.device == "cuda" else [])
+    devices = ([] if args.cuda_only else ["cpu"]) + (["cuda"] if args.device == "cuda" else [])
     rows = []
     for device in devices:
         for leads, patches in SIZES:

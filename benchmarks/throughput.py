@@ -26,6 +26,14 @@ Each case runs in a fresh subprocess so that peak memory is its own.
     python benchmarks/throughput.py                  # full CPU run -> results/throughput_cpu.*
     python benchmarks/throughput.py --quick          # smoke run -> throughput_cpu_quick.*
     python benchmarks/throughput.py --device cuda    # -> results/throughput_cuda.* (bf16 autocast)
+    python benchmarks/throughput.py --compile        # eager vs train.compile only
+                                                     # -> results/throughput_compile_cpu.*
+
+``--compile`` times, for ECG-JEPA and Beat-SSL, two copies of the same model (same seed) in one
+process with interleaved steps: eager, and compiled the way ``train.compile`` compiles it
+(``SSLMethod.compile_training``: the paths the step runs). The compiled model's warm-up steps
+(compilation, and recompilation for the varying number of masked columns until dynamo marks the
+shape dynamic) are reported apart as ``compile_s``.
 
 Timings on a shared machine are noisy: final numbers need a re-run on a quiet machine.
 """
@@ -441,7 +449,106 @@ def case_loader(args) -> dict:
     return rows
 
 
-CASES = {"jepa": case_jepa, "jepa_side_by_side": case_jepa_side_by_side,
+def case_compile(args) -> dict:
+    """Eager vs compiled training steps of one method (see the module docstring)."""
+    import copy
+    import statistics
+
+    import torch
+    from torch._dynamo.utils import counters
+
+    if args.method == "jepa":
+        leads = LEADS_8 if args.leads == 8 else LEADS_12
+        eager = _bench_jepa(args, leads, "cropa")
+        batch = {"signal": torch.randn(args.batch, len(leads), args.patches * 50,
+                                       generator=torch.Generator().manual_seed(0)).to(args.device)}
+    else:
+        from ecgssl.data.dataset import StoreDataset
+
+        torch.manual_seed(0)
+        eager, _ = _beat_method(args.store, args.device)
+        dataset = StoreDataset(args.store)
+        batch = _to(eager.make_collate()([dataset[i % len(dataset)] for i in range(args.batch)]),
+                    args.device)
+    compiled = copy.deepcopy(eager)
+    names = compiled.compile_training()
+    models = {"eager": eager, "compiled": compiled}
+    opts = {k: torch.optim.AdamW(m.param_groups(0.05), lr=1e-4) for k, m in models.items()}
+
+    def step(mode: str, i: int) -> float:
+        method = models[mode]
+        _sync(args.device)
+        t0 = time.perf_counter()
+        with _autocast(args.precision):
+            loss, _ = method.training_step_loss(batch, i, 1000)
+        loss.backward()
+        opts[mode].step()
+        opts[mode].zero_grad(set_to_none=True)
+        method.after_optimizer_step(i, 1000)
+        _sync(args.device)
+        return time.perf_counter() - t0
+
+    warm = [step("compiled", i) for i in range(args.warmup)]
+    step("eager", 0)
+    times = {"eager": [], "compiled": []}
+    for rnd in range(args.steps):
+        for mode in ("eager", "compiled"):
+            times[mode].append(step(mode, args.warmup + rnd))
+    ratio = [e / c for e, c in zip(times["eager"], times["compiled"])]
+    return {"method": args.method, "compiled": names, "compile_s": sum(warm),
+            "warmup_steps": args.warmup, "rounds": args.steps,
+            "graphs": int(counters["stats"]["unique_graphs"]),
+            "eager_step_s_median": statistics.median(times["eager"]),
+            "compiled_step_s_median": statistics.median(times["compiled"]),
+            "speedup": {"median": statistics.median(ratio), "min": min(ratio),
+                        "max": max(ratio)},
+            "samples_per_s": {k: args.batch / statistics.median(v) for k, v in times.items()}}
+
+
+def compile_main(args) -> None:
+    """``--compile``: eager vs compiled steps of ECG-JEPA and Beat-SSL -> throughput_compile_*."""
+    import torch
+
+    precision = "bf16" if args.device == "cuda" else "fp32"
+    vit = "vit_tiny" if args.quick else args.encoder
+    res = {"device": args.device, "torch": torch.__version__, "precision": precision,
+           "machine": platform.processor() or platform.machine(), "threads": args.threads,
+           "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]), "cases": {}}
+    common = {"device": args.device, "precision": precision, "batch": args.batch,
+              "steps": 1 if args.quick else args.steps, "warmup": args.compile_warmup}
+    name = f"jepa_{vit}_8x50"
+    res["cases"][name] = run_case("compile", method="jepa", encoder=vit, leads=8, patches=50,
+                                  **common)
+    print(name, res["cases"][name], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        _prepare_store(store, max(args.batch, 8), beats=True)
+        res["cases"]["beat_ssl_resnet_12lead"] = run_case("compile", method="beat_ssl",
+                                                          store=store, **common)
+    print("beat_ssl", res["cases"]["beat_ssl_resnet_12lead"], flush=True)
+    stem = f"throughput_compile_{args.device}{'_quick' if args.quick else ''}"
+    lines = [f"# train.compile: eager vs compiled training steps ({args.device})", "",
+             f"torch {res['torch']}, {precision}, batch {args.batch}, threads "
+             f"{args.threads or 'default'}; interleaved rounds; compile_s = the compiled model's "
+             f"{args.compile_warmup} warm-up steps (compilation included).", "",
+             "| case | compiled | compile_s | eager s/step | compiled s/step | speed-up "
+             "(min-max) |", "|---|---|---|---|---|---|"]
+    for case, r in res["cases"].items():
+        if "error" in r:
+            lines.append(f"| {case} | error: {' '.join(r['error'])} | | | | |")
+            continue
+        sp = r["speedup"]
+        lines.append(f"| {case} | {', '.join(r['compiled'])} | {r['compile_s']:.0f} | "
+                     f"{r['eager_step_s_median']:.3f} | {r['compiled_step_s_median']:.3f} | "
+                     f"{sp['median']:.2f}x ({sp['min']:.2f}-{sp['max']:.2f}) |")
+    lines += ["", f"Command: `{res['command']}`"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+CASES = {"compile": case_compile, "jepa": case_jepa, "jepa_side_by_side": case_jepa_side_by_side,
          "beat_ssl": case_beat_ssl, "loader": case_loader}
 
 
@@ -577,6 +684,11 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--store", default="")
     parser.add_argument("--loader-epochs", type=int, default=2)
+    parser.add_argument("--compile", action="store_true",
+                        help="only compare eager and train.compile steps (compile_main)")
+    parser.add_argument("--compile-warmup", type=int, default=4,
+                        help="compiled warm-up steps (compilation) before timing")
+    parser.add_argument("--method", default="jepa", choices=["jepa", "beat_ssl"])
     parser.add_argument("--render", type=Path,
                         help="re-derive rates from a results JSON's step times and rewrite its "
                              "Markdown (no new measurement)")
@@ -597,10 +709,14 @@ def main() -> None:
         result.update({"batch": args.batch} if args.case != "loader" else {})
         print(json.dumps(result))
         return
+    if args.compile:
+        global THREADS
+        THREADS = args.threads
+        compile_main(args)
+        return
 
     import torch
 
-    global THREADS
     THREADS = args.threads
     precision = "bf16" if args.device == "cuda" else "fp32"  # never bf16 on CPU: very slow
     steps, batch = (1, 2) if args.quick else (args.steps, args.batch)

@@ -106,9 +106,17 @@ def cmd_prepare(args) -> int:
     source = open_sources(args.source, kind=args.kind, **source_options)
     for line in describe_labels(getattr(source, "label_summaries", [])):
         print(line)
-    report = prepare_store(source, args.out, cfg, workers=args.workers, skip_bad=args.skip_bad,
-                           overwrite=args.overwrite, max_records=args.max_records,
-                           progress=not args.no_progress)
+    kwargs = dict(workers=args.workers, skip_bad=args.skip_bad, overwrite=args.overwrite,
+                  max_records=args.max_records, progress=not args.no_progress,
+                  signal_layout=_signal_layout(args))
+    if args.shard:
+        from ecgssl.data.shards import parse_shard, prepare_shard
+
+        report = prepare_shard(source, args.out, *parse_shard(args.shard), cfg, **kwargs)
+        print(f"shard {args.shard}: records {report['shard']['record_range']} of "
+              f"{report['shard']['n_record_ids_total']}; join the shards with `ecgssl merge`")
+    else:
+        report = prepare_store(source, args.out, cfg, **kwargs)
     print(f"wrote store {args.out}: {report['n_windows']} windows from "
           f"{report['n_records_read']} records ({report.get('records_per_s', '?')} records/s)")
     for line in _window_summary(report.get("windowing") or {}, cfg):
@@ -160,9 +168,20 @@ def _window_summary(win: dict, cfg) -> list[str]:
     return lines
 
 
+def _signal_layout(args):
+    """--signal-dtype / --shard-windows -> a SignalLayout (None: the classic signals.npy)."""
+    if args.signal_dtype == "float32" and args.shard_windows is None:
+        return None
+    from ecgssl.data.shards import SignalLayout
+
+    return SignalLayout(args.signal_dtype, args.shard_windows)
+
+
 def cmd_info(args) -> int:
+    from ecgssl.data.shards import has_signals
+
     path = Path(args.path)
-    if path.is_dir() and (path / "config.json").exists() and (path / "signals.npy").exists():
+    if path.is_dir() and (path / "config.json").exists() and has_signals(path):
         from ecgssl.data.store import ECGStore
 
         print(ECGStore(path).describe())
@@ -226,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--max-records", type=int, help="only the first N records (quick runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="I/N",
+                   help="prepare only the I-th of N blocks of records (0-based); join with merge")
+    p.add_argument("--signal-dtype", choices=["float32", "float16"], default="float32",
+                   help="stored signal precision (float16: half the disk, error <= 2^-11 |x|)")
+    p.add_argument("--shard-windows", type=int,
+                   help="windows per signal file (sharded layout; default one file)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("info", help="what a store or checkpoint holds", formatter_class=fmt,

@@ -16,6 +16,9 @@ from tests.methods.samples import FS, T, store_items
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+_samples = store_items  # the name other test modules import it by
+
+
 @pytest.fixture(scope="module")
 def samples():
     return store_items()

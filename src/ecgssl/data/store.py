@@ -30,6 +30,7 @@ from ecgssl import __version__
 from ecgssl.data.leads import resolve_leads
 from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
 from ecgssl.data.record import Record
+from ecgssl.data.shards import INDEX_FILE, ShardedSignals, write_signals
 from ecgssl.data.windowing import plan_windows, window_wave_masks
 from ecgssl.errors import ECGDataError
 from ecgssl.safety import (
@@ -295,7 +296,8 @@ def _concat_to_npy(path: Path, parts: list[Path], name: str, shape_tail, dtype, 
         raise RuntimeError(f"{path}: wrote {written} rows, expected {total}")
 
 
-def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict) -> dict:
+def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: dict,
+              signal_layout=None) -> dict:
     chunks = _chunk_dirs(partial / "chunks")
     metas = [json.loads((c / "meta.json").read_text()) for c in chunks]
     bad = [b for m in metas for b in m["bad"] if not b.get("policy")]
@@ -306,8 +308,9 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     if n == 0:
         raise ECGDataError(source_info.get("path", "?"), f"no usable records ({len(bad)} bad)")
     n_leads, n_samples = len(cfg.leads), cfg.n_samples
-    _concat_to_npy(partial / "signals.npy", with_windows, "signals.npy",
-                      (n_leads, n_samples), np.float32, n)
+    # Signals: signals.npy, or shards + index (float16 optional): ecgssl.data.shards.
+    write_signals(partial, (np.load(c / "signals.npy") for c in with_windows), n,
+                  (n_leads, n_samples), signal_layout)
     _concat_to_npy(partial / "lead_mask.npy", with_windows, "lead_mask.npy",
                       (n_leads,), bool, n)
     _concat_to_npy(partial / "valid_spans.npy", with_windows, "valid_spans.npy", (2,),
@@ -342,6 +345,7 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
         beat_raw = np.concatenate([np.load(c / "beat_features.npy") for c in with_windows])
         beat_z, beat_stats = _standardise(beat_raw.reshape(len(beat_raw), -1))
         np.save(partial / "beat_features.npy", beat_z)
+        np.save(partial / "beat_features_raw.npy", beat_raw)  # merge re-standardises from it
         np.save(partial / "beat_classes.npy",
                 np.concatenate([np.load(c / "beat_classes.npy") for c in with_windows]))
         rhythm_raw = np.concatenate([np.load(c / "features.npy") for c in with_windows])
@@ -389,7 +393,7 @@ def _finalise(partial: Path, cfg: PreprocessConfig, source_info: dict, timings: 
     config["store_id"] = ident.hexdigest()[:16]
     write_marker(partial, "store")
     # sha256 of every array: ECGStore checks them on open (ecgssl.safety.artefacts).
-    config["files"] = file_digests(partial, exclude=("config.json", ".ecgssl.json"))
+    config["files"] = file_digests(partial, exclude=("config.json", ".ecgssl.json", "chunks"))
     # config.json is written last (atomically): its presence marks a finished store.
     (partial / "config.json.tmp").write_text(json.dumps(config, indent=1))
     os.replace(partial / "config.json.tmp", partial / "config.json")
@@ -488,6 +492,7 @@ def prepare_store(
     overwrite: bool = False,
     max_records: int | None = None,
     progress: bool = True,
+    signal_layout=None,
 ) -> dict:
     """Read ``source`` once and write a prepared store at ``out`` (safely).
 
@@ -507,7 +512,8 @@ def prepare_store(
     with output_lock(out.with_name(out.name + ".lock"), out):
         _recover(out, partial, cfg, overwrite, _source_fingerprint(source, max_records))
         return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
-                              overwrite=overwrite, max_records=max_records, progress=progress)
+                              overwrite=overwrite, max_records=max_records, progress=progress,
+                              signal_layout=signal_layout)
 
 
 def _prepare_store(
@@ -520,6 +526,7 @@ def _prepare_store(
     overwrite: bool = False,
     max_records: int | None = None,
     progress: bool = True,
+    signal_layout=None,
 ) -> dict:
     """Read ``source`` once and write a prepared store at ``out``.
 
@@ -532,6 +539,7 @@ def _prepare_store(
             instead of stopping at the first.
         overwrite: replace an existing store at ``out``.
         max_records: only the first N record ids (quick runs).
+        signal_layout: a ``shards.SignalLayout`` (shards, float16); None = ``signals.npy``.
     Returns:
         The report dict (counts, bad records, timings); also written to ``out/report.json``.
     Raises:
@@ -629,7 +637,7 @@ def _prepare_store(
                        {"seconds_read": round(t_read, 3),
                         "seconds_total": round(time.perf_counter() - t0, 3),
                         "records_per_s": round(len(record_ids) / max(t_read, 1e-9), 1),
-                        "workers": workers})
+                        "workers": workers}, signal_layout)
     _swap_in(partial, out)
     return report
 
@@ -709,7 +717,10 @@ class ECGStore:
 
     @property
     def signals(self) -> np.ndarray:
-        """(N, L, T) float32 memmap."""
+        """(N, L, T) float32: a memmap of ``signals.npy``, or for sharded stores a
+        ``ShardedSignals`` (float32 rows from float32/float16 shards, ``ecgssl.data.shards``)."""
+        if "signals" not in self._arrays and (self.path / INDEX_FILE).is_file():
+            self._arrays["signals"] = ShardedSignals(self.path)
         return self._array("signals")
 
     @property

@@ -60,11 +60,16 @@ def open_store_signals(store_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
     The hash is ``config.json["store_id"]`` when present (unique per prepared store), otherwise a
     hash of ``config.json`` plus the signals file size and modification time.
     """
+    from ecgssl.data.shards import INDEX_FILE, open_signals
+
     store_dir = Path(store_dir)
     sig_path = store_dir / "signals.npy"
-    if not sig_path.is_file():
+    if (store_dir / INDEX_FILE).is_file():  # sharded store: float32 rows from its shards
+        signals, sig_path = open_signals(store_dir), store_dir / INDEX_FILE
+    elif sig_path.is_file():
+        signals = np.load(sig_path, mmap_mode="r")
+    else:
         raise FileNotFoundError(f"store {store_dir} has no signals.npy")
-    signals = np.load(sig_path, mmap_mode="r")
     cfg_path = store_dir / "config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
     store_hash = cfg.get("store_id")

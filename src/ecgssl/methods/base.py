@@ -19,6 +19,10 @@ class SSLMethod(nn.Module):
     """
 
     name: str = "base"
+    #: What the training step calls, per child module: ``train.compile`` compiles exactly these
+    #: (e.g. ECG-JEPA trains through ``encoder.forward_tokens``, not ``encoder.forward``).
+    #: Children not listed get their ``forward`` compiled.
+    training_entry_points: dict[str, tuple[str, ...]] = {}
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -35,6 +39,24 @@ class SSLMethod(nn.Module):
         from ecgssl.data.dataset import default_collate
 
         return default_collate
+
+    def compile_training(self, **options: Any) -> list[str]:
+        """``torch.compile`` the paths the training step runs, in place (parameter names, and so
+        checkpoints, do not change). Returns what was compiled, as ``"child.method"`` names.
+
+        ``forward`` is compiled with ``nn.Module.compile`` (calls through ``module(...)``); any
+        other entry point is replaced on the instance by its compiled bound method.
+        """
+        done = []
+        for child_name, child in self.named_children():
+            entry_points = self.training_entry_points.get(child_name, ("forward",))
+            for entry in entry_points:
+                if entry == "forward":
+                    child.compile(**options)
+                else:
+                    setattr(child, entry, torch.compile(getattr(child, entry), **options))
+                done.append(f"{child_name}.{entry}")
+        return done
 
     @torch.no_grad()
     def after_optimizer_step(self, step: int, max_steps: int) -> None:

@@ -11,6 +11,11 @@ Per batch (``batch["signal"]`` (B, L_store, T) mV at 250 Hz; the method picks it
    to [visible, masked] and added before every block; ``predictor_norm``, ``predictor_proj``;
 5. Smooth-L1 (beta 1) between the mask slots and the targets; after each optimiser step the target
    follows the student with momentum rising linearly 0.996 -> 1.0.
+
+Left out of the loss, and counted in the step's metrics: tokens of leads the window did not record
+(``lead_mask``; ``loss_tokens_dropped_leads``) and tokens whose patch lies wholly in padding
+(``valid_span``, short records padded into the window; ``loss_tokens_dropped_padding``): their
+targets depend on position only.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ecgssl.methods.base import MomentumMethod
 from ecgssl.methods.diagnostics import batch_std, effective_rank
 from ecgssl.methods.masking import TimeColumnMasker, split_columns
 from ecgssl.methods.registry import register_method
+from ecgssl.methods.validity import batch_spans, steps_with_signal
 from ecgssl.models.pos_embed import time_sincos
 from ecgssl.models.vit import BlockStack, VisionTransformerECG, init_transformer_weights
 
@@ -98,8 +104,9 @@ class JEPAPredictor(nn.Module):
 
 
 def masked_smooth_l1(prediction: torch.Tensor, target: torch.Tensor, beta: float,
-                     lead_mask: torch.Tensor | None, n_cols: int) -> torch.Tensor:
-    """Smooth-L1 averaged over the tokens of recorded leads only.
+                     lead_mask: torch.Tensor | None, n_cols: int,
+                     col_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Smooth-L1 averaged over the tokens of recorded leads and real-signal columns only.
 
     Args:
         prediction, target: (B, L * n_cols, D), lead-major (lead l owns tokens
@@ -107,16 +114,27 @@ def masked_smooth_l1(prediction: torch.Tensor, target: torch.Tensor, beta: float
         lead_mask: (B, L) bool, True = recorded; None = all recorded (plain mean, identical to
             ``F.smooth_l1_loss``).
         n_cols: masked columns per lead.
+        col_mask: (B, n_cols) bool, True = the column's patch holds real signal (not only
+            padding); the same for every lead. None = all columns count.
     Returns:
-        () loss; 0 (with a gradient path) when no lead of the batch is recorded.
+        () loss; 0 (with a gradient path) when no token of the batch counts.
     """
-    if lead_mask is None:
+    if lead_mask is None and col_mask is None:
         return F.smooth_l1_loss(prediction, target, beta=beta)
     per_token = F.smooth_l1_loss(prediction, target, beta=beta, reduction="none").mean(-1)
-    weight = lead_mask.to(per_token.dtype).repeat_interleave(n_cols, dim=1)  # (B, L * n_cols)
-    if weight.shape != per_token.shape:
-        raise ValueError(f"lead_mask {tuple(lead_mask.shape)} does not fit {n_cols} columns per "
-                         f"lead of {tuple(per_token.shape)} tokens")
+    batch, n_tokens = per_token.shape
+    weight = per_token.new_ones(batch, n_tokens)
+    if lead_mask is not None:
+        lead_w = lead_mask.to(per_token.dtype).repeat_interleave(n_cols, dim=1)  # (B, L * n)
+        if lead_w.shape != per_token.shape:
+            raise ValueError(f"lead_mask {tuple(lead_mask.shape)} does not fit {n_cols} columns "
+                             f"per lead of {tuple(per_token.shape)} tokens")
+        weight = weight * lead_w
+    if col_mask is not None:
+        if col_mask.shape != (batch, n_cols) or n_tokens % n_cols:
+            raise ValueError(f"col_mask {tuple(col_mask.shape)} does not fit {n_cols} columns "
+                             f"per lead of {tuple(per_token.shape)} tokens")
+        weight = weight * col_mask.to(per_token.dtype).repeat(1, n_tokens // n_cols)
     return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -138,6 +156,8 @@ class ECGJEPA(MomentumMethod):
 
     name = "jepa"
     spread_metrics = ("target_std", "target_erank", "pred_std")
+    training_entry_points = {"encoder": ("forward_tokens",),
+                             "target_encoder": ("forward_tokens",), "predictor": ("forward",)}
 
     def __init__(self, encoder: VisionTransformerECG, predictor_embed_dim: int = 384,
                  predictor_depth: int = 6, predictor_num_heads: int = 12,
@@ -211,18 +231,22 @@ class ECGJEPA(MomentumMethod):
 
     # -- the method ----------------------------------------------------------------------------
     def forward_parts(self, x: torch.Tensor, mask: torch.Tensor,
-                      lead_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      lead_mask: torch.Tensor | None = None,
+                      valid_span: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """All intermediate tensors for one input (B, L, T) and a (P,) / (B, P) mask.
 
         ``lead_mask`` (B, L) bool: leads that were recorded. Leads a source lacks are zero rows
         in the store (2-lead Holter windows in a 12-lead store); their target tokens depend on
         position only, so predicting them is trivial and would dilute the loss: they are left
-        out of it (None: every lead counts, the original loss).
+        out of it (None: every lead counts, the original loss). ``valid_span`` (B, 2) long:
+        ``[start, end)`` of real signal per window (``ecgssl.methods.validity``); masked
+        columns whose patch is wholly padding are left out of the loss the same way (None: the
+        whole window is signal).
 
         Returns dict with ``target`` (B, L * P_mask, D), ``target_tokens`` (B, L * P, D, before
         the extra LayerNorm), ``context`` (B, L * P_vis, D), ``predictor_out``
         (B, L * P, D: per lead visible then mask slots), ``prediction`` (B, L * P_mask, D),
-        ``loss`` ().
+        ``loss`` (), ``col_mask`` (B, P_mask) bool or None (masked columns with real signal).
         """
         batch, n_leads = x.shape[:2]
         mask = mask.to(x.device)
@@ -237,16 +261,27 @@ class ECGJEPA(MomentumMethod):
         n_mask = masked.shape[-1]
         prediction = out.view(batch, n_leads, -1, out.shape[-1])[:, :, -n_mask:]
         prediction = prediction.reshape(batch, -1, out.shape[-1])
-        loss = masked_smooth_l1(prediction, target, self.loss_beta, lead_mask, n_mask)
+        col_mask = None
+        if valid_span is not None:
+            has_signal = steps_with_signal(valid_span.to(x.device), h.shape[1] // n_leads,
+                                           self.encoder.patch_size)
+            col_mask = has_signal[:, masked] if masked.ndim == 1 else has_signal.gather(1, masked)
+        if lead_mask is not None:
+            lead_mask = lead_mask.to(x.device)
+        loss = masked_smooth_l1(prediction, target, self.loss_beta, lead_mask, n_mask, col_mask)
         return {"target": target, "target_tokens": h, "context": context, "predictor_out": out,
-                "prediction": prediction, "loss": loss}
+                "prediction": prediction, "loss": loss, "col_mask": col_mask}
 
     def training_step_loss(self, batch: dict[str, Any], step: int, max_steps: int):
         x = self.select_leads(batch)
         mask = self.masker(x.shape[0])
-        parts = self.forward_parts(x, mask, self.select_lead_mask(batch))
+        lead_mask = self.select_lead_mask(batch)
+        span = batch_spans(batch, x.shape[0], x.shape[-1]) if "valid_span" in batch else None
+        parts = self.forward_parts(x, mask, lead_mask, span)
         target_rep = parts["target_tokens"].mean(dim=1)
         metrics = {
+            **self._dropped_tokens(lead_mask, parts["col_mask"], x.shape[0],
+                                   int(mask.sum(-1).reshape(-1)[0])),
             "loss": float(parts["loss"].detach()),
             "mask_ratio": float(mask.float().mean()),
             "ema_momentum": self._momentum,
@@ -255,6 +290,16 @@ class ECGJEPA(MomentumMethod):
             "pred_std": batch_std(parts["prediction"].mean(dim=1)),
         }
         return parts["loss"], metrics
+
+    def _dropped_tokens(self, lead_mask, col_mask, batch: int, n_mask: int) -> dict[str, float]:
+        """Loss tokens left out for unrecorded leads and for padding (counts per step)."""
+        n_leads = len(self.leads)
+        leads = torch.ones(batch, n_leads, dtype=torch.bool) if lead_mask is None \
+            else lead_mask.bool().cpu()
+        cols = torch.ones(batch, n_mask, dtype=torch.bool) if col_mask is None \
+            else col_mask.bool().cpu()
+        return {"loss_tokens_dropped_leads": float((~leads).sum() * n_mask),
+                "loss_tokens_dropped_padding": float((leads.sum(1) * (~cols).sum(1)).sum())}
 
     @torch.no_grad()
     def collapse_metrics(self, batch: dict[str, Any]) -> dict[str, float]:

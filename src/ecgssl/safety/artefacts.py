@@ -47,12 +47,16 @@ def weights_record(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def file_digests(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, dict]:
-    """``{name: {"sha256", "bytes"}}`` of every regular file directly in ``directory``."""
+    """``{name: {"sha256", "bytes"}}`` of every regular file in ``directory`` and its
+    subfolders (a sharded store's ``signals/``); names are relative POSIX paths, ``exclude``
+    names top-level entries."""
+    root = Path(directory)
     out = {}
-    for entry in sorted(Path(directory).iterdir()):
-        if entry.is_file() and entry.name not in exclude:
+    for entry in sorted(root.rglob("*")):
+        rel = entry.relative_to(root)
+        if entry.is_file() and rel.parts[0] not in exclude:
             rec = weights_record(entry)
-            out[entry.name] = {"sha256": rec["sha256"], "bytes": rec["bytes"]}
+            out[rel.as_posix()] = {"sha256": rec["sha256"], "bytes": rec["bytes"]}
     return out
 
 

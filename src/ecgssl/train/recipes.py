@@ -69,6 +69,8 @@ DATA_SCHEMA: dict[str, tuple[Any, tuple]] = {
     "fs": (None, (*_NUM, None)),
     "n_samples": (None, (int, None)),
     "extras": (None, (list, None)),
+    # Preprocessing settings the store must have (keys of its config.json "preprocess").
+    "preprocess": (None, (dict, None)),
     # Loading.
     "num_workers": (0, (int,)),
     "persistent_workers": (True, (bool,)),

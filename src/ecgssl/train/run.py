@@ -274,9 +274,9 @@ def _fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str |
     torch.set_float32_matmul_precision(train["matmul_precision"])
     precision = resolve_precision(train["precision"], train["accelerator"])
     strategy = resolve_strategy(train["strategy"], train["devices"], train["num_nodes"])
-    if train["compile"]:
-        for child in method.children():
-            child.compile()  # in place: parameter names (and checkpoints) stay the same
+    # train.compile: the paths the training step really runs (SSLMethod.training_entry_points),
+    # in place: parameter names (and checkpoints) stay the same. Listed in run.json.
+    compiled = method.compile_training() if train["compile"] else []
 
     pl.seed_everything(train["seed"], workers=False, verbose=False)
     datamodule = PretrainDataModule(
@@ -362,7 +362,8 @@ def _fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str |
         info = {"ecgssl_version": ecgssl.__version__, "torch": torch.__version__,
                 "lightning": lightning.__version__, "python": platform.python_version(),
                 "precision": precision, "strategy": strategy, "world_size": trainer.world_size,
-                "resumed_from": str(resume) if resume else None, "training": summary,
+                "compiled": compiled, "resumed_from": str(resume) if resume else None,
+                "training": summary,
                 "result": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in asdict(result).items()}}
         (out / "run.json").write_text(json.dumps(info, indent=2, default=str))
@@ -410,7 +411,8 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
     """Refuse a store that does not have what the recipe's ``data`` section asks for.
 
     Raises:
-        SpecMismatchError: rate, length, leads or extras differ (the message says which).
+        SpecMismatchError: rate, length, leads, extras or preprocessing settings differ (the
+            message says which).
     """
     problems = []
     if data["fs"] is not None and float(data["fs"]) != float(store_config["fs"]):
@@ -425,6 +427,15 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
     missing_extras = [x for x in (data["extras"] or []) if x not in extras]
     if missing_extras:
         problems.append(f"no extras {missing_extras} (has {extras}); prepare it with them")
+    # data.preprocess: settings the store must have been prepared with (e.g. a paper recipe's
+    # resample_method: fft, short_records: drop); a store without the key does not qualify.
+    prepared = store_config.get("preprocess") or {}
+    for key, wanted in (data.get("preprocess") or {}).items():
+        if key not in prepared:
+            problems.append(f"preprocess.{key}: the store does not record it, recipe wants "
+                            f"{wanted!r} (prepare the store with that setting)")
+        elif prepared[key] != wanted:
+            problems.append(f"preprocess.{key} {prepared[key]!r}, recipe wants {wanted!r}")
     if problems:
         raise SpecMismatchError(f"store {store_path}: " + "; ".join(problems))
 

@@ -38,9 +38,13 @@ def test_load_encoder_gives_spec_licence_and_converts_input(files):
                                                         "zscore"]
     assert training["pretraining_data"][0]["database"] == "HEEDB"
     assert training["load_report"]["dropped_tensors"]["dense head"] == 2
-    # 8 leads at 250 Hz: resampled to 500 Hz, III/aVR/aVL/aVF derived from I and II.
+    # 8 leads at 250 Hz: refused (upsampling invents information) unless allowed; then
+    # resampled to 500 Hz, III/aVR/aVL/aVF derived from I and II.
     rng = np.random.default_rng(0)
-    z = enc.embed(rng.normal(size=(8, 2500)).astype(np.float32), 250.0, LEADS_8)
+    x250 = rng.normal(size=(8, 2500)).astype(np.float32)
+    with pytest.raises(SpecMismatchError, match="below the encoder's 500 Hz"):
+        enc.embed(x250, 250.0, LEADS_8)
+    z = enc.embed(x250, 250.0, LEADS_8, allow_upsampling=True)
     assert z.shape == (enc.pooled_dim,) and np.isfinite(z).all()
     with pytest.raises(SpecMismatchError, match="lacks leads"):
         enc.embed(np.zeros((2, 5000), np.float32), 500.0, ["V1", "V2"])
