@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"name": name, "kind": kind, "paper": None, "final": {}, "features": {}})
     if cfg.random_init:
         # The suite's random-init row: same architecture, torch.manual_seed(cfg.seed), then
-        # create_encoder (ecgssl.eval.suite._random_init_factory), rebuilt here for its stats.
+        # create_encoder (ecgssl.eval.suite.random_init_factory), rebuilt here for its stats.
         from ecgssl.api import Encoder
         from ecgssl.models import create_encoder
 

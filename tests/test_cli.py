@@ -192,3 +192,17 @@ def test_delineate_without_a_model_single_and_batch(shared_data, tmp_path, capsy
     assert "--out" in capsys.readouterr().err
     assert main(["delineate", str(rec), "--only-leads", "X9"]) == 2
     assert "X9" in capsys.readouterr().err
+
+
+def test_a_broken_subcommand_module_fails_loudly(monkeypatch):
+    """A failing import of cli_more is an ImportError naming it, not a parser that lacks
+    'pretrain' ("invalid choice")."""
+    import sys
+
+    import ecgssl
+    from ecgssl.cli import build_parser
+
+    monkeypatch.setitem(sys.modules, "ecgssl.cli_more", None)  # import now raises ImportError
+    monkeypatch.delattr(ecgssl, "cli_more", raising=False)  # (an earlier import set it)
+    with pytest.raises(ImportError, match="cli_more"):
+        build_parser()

@@ -118,6 +118,7 @@ class Encoder:
         a store's ``lead_mask``.
         """
         from ecgssl.data.inference import apply_missing_leads
+        from ecgssl.models.registry import takes_lead_names
 
         leads = list(leads)
         out = np.zeros((len(x), self.pooled_dim), dtype=np.float32)
@@ -125,7 +126,7 @@ class Encoder:
         for rows, idx in apply_missing_leads(present, leads, missing_leads,
                                              list(names) if names is not None else None):
             use = [lead for lead, keep in zip(leads, rows) if keep]
-            kwargs = {"leads": use} if _takes_leads(self.module) else {}
+            kwargs = {"leads": use} if takes_lead_names(self.module) else {}
             if not kwargs and use != list(self.preprocessing["leads"]):
                 raise SpecMismatchError(f"this encoder needs exactly the leads "
                                         f"{self.preprocessing['leads']}; got {use}")
@@ -242,13 +243,6 @@ def embed_store(encoder: Encoder, store, missing_leads: str = "error", batch_siz
         out[lo:lo + step] = encoder.forward_windows(x, want, present, missing_leads,
                                                     names[sel], batch_size)
     return out
-
-
-def _takes_leads(module: nn.Module) -> bool:
-    import inspect
-
-    return "leads" in inspect.signature(module.forward).parameters and hasattr(module,
-                                                                              "lead_names")
 
 
 def load_encoder(path: str | Path, device: str = "cpu", pool: str | None = None) -> Encoder:

@@ -264,11 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_more(sub, fmt) -> None:
-    """Subcommands that live in their own modules (kept out of import time)."""
-    try:
-        from ecgssl import cli_more
-    except ImportError:
-        return
+    """Subcommands that live in their own module (its heavy imports are inside the commands).
+    A broken import fails here, loudly, rather than hiding every subcommand it defines."""
+    from ecgssl import cli_more
+
     cli_more.register(sub, fmt)
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ecgssl.eval.postprocess import as_waves, mask_to_waves, masks_to_waves, waves_to_mask
+from ecgssl.eval.postprocess import as_waves, mask_to_waves, waves_to_mask
 
 
 def test_runs_offsets_are_inclusive_and_roundtrip():
@@ -46,7 +46,7 @@ def test_wave_touching_edges_and_empty():
 def test_multi_lead_and_validation():
     m = np.zeros((2, 100), dtype=np.int8)
     m[1, 10:60] = 3
-    out = masks_to_waves(m, 500)
+    out = [mask_to_waves(row, 500) for row in m]
     assert len(out) == 2 and out[0].shape == (0, 3)
     np.testing.assert_array_equal(out[1], [[3, 10, 59]])
     with pytest.raises(ValueError):

@@ -62,31 +62,3 @@ def test_ridge_probe_recovers_linear_target_and_excludes_nan(rng):
     assert cv["results"]["qrs_ms"].n_excluded == 20
     assert len(cv["fold_mae"]["hr_bpm"]) == 4
     assert np.isfinite(cv["predictions"][:, 0]).all()
-
-
-def test_finetune_regression_runs_and_ignores_nan_targets(rng):
-    import torch
-    from torch import nn
-
-    from ecgssl.eval.regression import finetune_regression
-
-    class Enc(nn.Module):
-        embed_dim = 4
-
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(2, 4)
-
-        def forward(self, x):
-            return self.lin(x.mean(dim=2))
-
-    n = 90
-    x = rng.normal(size=(n, 2, 16)).astype(np.float32)
-    targets = np.stack([70 + 20 * x[:, 0].mean(axis=1), 100 + 0 * x[:, 1, 0]], axis=1)
-    targets[:5, 0] = np.nan
-    split = Split(np.arange(0, 60), np.arange(60, 75), np.arange(75, n))
-    torch.manual_seed(0)
-    res = finetune_regression(Enc(), x, targets, split, target_names=["hr_bpm", "const"],
-                              epochs=3, lr=5e-2, batch_size=16, n_boot=20)
-    assert set(res) == {"hr_bpm", "const"} and res["hr_bpm"].unit == "bpm"
-    assert res["hr_bpm"].extra["protocol"] == "finetune" and np.isfinite(res["hr_bpm"].mae)

@@ -1,27 +1,7 @@
 import numpy as np
 import pytest
-import torch
 
-from ecgssl.api import load_encoder
-from ecgssl.data.leads import LEADS_8
-from ecgssl.data.preprocess import PreprocessConfig
-from ecgssl.data.store import ECGStore, prepare_store
 from ecgssl.eval.suite import LeadView, SuiteConfig, run_suite
-from ecgssl.io import open_source
-from ecgssl.models import create_encoder
-from ecgssl.train.export import export_encoder
-
-
-@pytest.fixture(scope="module")
-def ludb40(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("suite")
-    prepare_store(open_source(shared_data / "ludb", checks=None), root / "store",
-                  PreprocessConfig(beats=False), workers=0, max_records=40, progress=False)
-    store = ECGStore(root / "store")
-    torch.manual_seed(0)
-    cnn = create_encoder("resnet1d_small", n_leads=8, widths=[8, 8, 8, 8, 16])
-    export_encoder(cnn, root / "cnn", store.config, leads=list(LEADS_8))
-    return store, load_encoder(root / "cnn.safetensors"), root
 
 
 def test_lead_view_selects_rows_and_empties_unscored_spans(ludb40):
@@ -105,3 +85,18 @@ def test_suite_fine_tuned_rows_and_paired_differences(ludb40):
     assert frozen["config"]["freeze_encoder"] is True
     text = (root / "paired" / "report.md").read_text()
     assert "Paired differences: segmentation" in text and "P(not better)" in text
+
+
+def test_suite_stratified_and_holdout_splits(ludb40, tmp_path):
+    store, enc, _ = ludb40
+    cfg = SuiteConfig(tasks=["probe"], split="stratified", n_boot=5, min_positives=8,
+                      supervised=False, plots=False, paired_boot=0)
+    res = run_suite({"cnn": enc}, store, tmp_path, cfg, progress=False)
+    assert res["probe"]["cnn"]["macro_auroc"]["n"] == 1  # one split
+    assert "stratified by labels and sources" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="test_sources"):
+        SuiteConfig(split="holdout")
+    # Holding out the store's only source leaves nothing to train on: refused, by name.
+    cfg = SuiteConfig(tasks=["probe"], split="holdout", test_sources=["ludb"], plots=False)
+    with pytest.raises(ValueError, match="no records left for training"):
+        run_suite({"cnn": enc}, store, tmp_path / "h", cfg, progress=False)

@@ -8,51 +8,20 @@ import pytest
 import torch
 import yaml
 
-from ecgssl.data.beats import annotate_beats
 from ecgssl.data.leads import LEADS_12
 from ecgssl.methods.beat_ssl import BeatSSL, BeatSSLCollate, build_beat_ssl, representation_stats
 from ecgssl.models.cnn import resnet1d_small
+from tests.methods.samples import FS, T, store_items
 
-FS = 250
-T = 1000
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def _gauss(t, mu, sigma, amp):
-    return amp * np.exp(-0.5 * ((t - mu) / sigma) ** 2)
-
-
-def _samples(n=8, seed=0):
-    """Store-like samples: synthetic 12-lead windows with R-peaks and standardised features."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(T) / FS
-    out = []
-    for i in range(n):
-        rr = rng.uniform(0.55, 1.1)
-        ii = np.zeros(T)
-        for r in np.arange(rng.uniform(0.2, 0.5), 4.0, rr):
-            wide = rng.random() < 0.15
-            ii += _gauss(t, r, 0.035 if wide else 0.01, rng.uniform(0.8, 1.5))
-            ii += _gauss(t, r - 0.16, 0.02, 0.15) + _gauss(t, r + 0.3, 0.04, rng.uniform(-.2, .4))
-        gains = rng.normal(size=(12, 1)) * 0.5 + 1.0
-        sig = (gains * ii + 0.02 * rng.normal(size=(12, T))).astype(np.float32)
-        ann = annotate_beats(sig, FS, LEADS_12, record_id=str(i))
-        out.append({"signal": sig, "index": i, "rpeaks": ann.rpeaks,
-                    "features": ann.rhythm_features, "beat_features": ann.beat_features,
-                    "beat_classes": ann.beat_classes})
-    feats = np.stack([s["features"] for s in out])
-    mu, sd = np.nanmean(feats, 0), np.nanstd(feats, 0) + 1e-6
-    bf = np.concatenate([s["beat_features"] for s in out])
-    bmu, bsd = np.nanmean(bf, 0), np.nanstd(bf, 0) + 1e-6
-    for s in out:  # standardised and NaN-free, as the store delivers them
-        s["features"] = np.nan_to_num((s["features"] - mu) / sd).astype(np.float32)
-        s["beat_features"] = np.nan_to_num((s["beat_features"] - bmu) / bsd).astype(np.float32)
-    return out
+_samples = store_items  # the name other test modules import it by
 
 
 @pytest.fixture(scope="module")
 def samples():
-    return _samples()
+    return store_items()
 
 
 def _method(widths=(8, 8, 16, 16, 32), **kw):

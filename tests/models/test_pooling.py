@@ -70,7 +70,7 @@ def test_default_mean_is_unchanged():
 
 def test_export_carries_pool_and_load_encoder_can_replace_it(tmp_path):
     from ecgssl.api import load_encoder
-    from ecgssl.eval.suite import _arch_label, _random_init_factory
+    from ecgssl.eval.suite import arch_label, random_init_factory
     from ecgssl.train.export import export_encoder
 
     torch.manual_seed(0)
@@ -88,10 +88,10 @@ def test_export_carries_pool_and_load_encoder_can_replace_it(tmp_path):
     assert as_mean.spec["encoder"]["overrides"]["pool"] == "mean"
     assert as_mean.embed(x, 250, LEADS_8).shape == (2, as_mean.embed_dim)
     meanmax = load_encoder(tmp_path / "enc.safetensors")
-    twin = _random_init_factory(meanmax.spec, seed=0)()
+    twin = random_init_factory(meanmax.spec, seed=0)()
     assert twin.pool == "meanmax"
-    assert _arch_label(meanmax.spec).endswith("meanmax")
-    assert not _arch_label(as_mean.spec).endswith("meanmax")
+    assert arch_label(meanmax.spec).endswith("meanmax")
+    assert not arch_label(as_mean.spec).endswith("meanmax")
     with pytest.raises(ValueError, match="unknown pool"):
         load_encoder(tmp_path / "enc.safetensors", pool="sum")
 

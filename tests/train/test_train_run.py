@@ -69,12 +69,25 @@ def test_collapse_stats_detect_collapse():
     assert 0.7 < healthy["feat_std_ratio"] < 1.3
 
 
+class _Spectrum(torch.nn.Module):
+    """Features = magnitudes of the first 8 Fourier bins of lead 0: both toy labels (frequency
+    >= 4, odd frequency) are linear in them."""
+
+    def forward(self, x):
+        return torch.fft.rfft(x[:, 0], dim=-1).abs()[:, :8]
+
+
 def test_probe_learns_a_separable_label():
     probe = OnlineLinearProbe(ToyDataset(n=40), val_fraction=0.5)
-    # Features = the per-lead mean power: label 0 (i % 4 >= 2) follows the frequency.
-    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(128, 8))
-    auroc = probe.probe(encoder, torch.device("cpu"))
-    assert 0.0 <= auroc <= 1.0
+    auroc = probe.probe(_Spectrum(), torch.device("cpu"))
+    assert auroc > 0.9
+    # Features that ignore the input carry no label: the probe must not find one.
+    assert probe.probe(_Zero(), torch.device("cpu")) == 0.5
+
+
+class _Zero(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 8)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +115,47 @@ def test_pretrain_jepa_on_a_store(store, tmp_path):
     assert pre["fs"] == 250 and pre["n_samples"] == 2500 and pre["units"] == "mV"
     assert spec["training"]["n_windows_used"] == 8 and spec["training"]["sources"]
     assert encoder.n_leads == 8
+
+
+def test_reuse_returns_the_finished_run_and_the_target_exports(store, tmp_path, capsys):
+    from ecgssl.train.collapse import collapsed, training_summary
+    from ecgssl.train.export import export_target_encoder
+    from ecgssl.train.run import reusable_run
+
+    ov = ["train.seed=1", "train.collapse_every_n_steps=1"]
+    first = pretrain(JEPA, store, tmp_path / "run", overrides=ov)
+    again = pretrain(JEPA, store, tmp_path / "run", overrides=ov, reuse=True)
+    assert again.reused and not first.reused and "reusing the finished run" in \
+        capsys.readouterr().out
+    assert (again.global_step, again.final_loss) == (first.global_step, first.final_loss)
+    # Another recipe (or store) is not reused: it trains.
+    other = load_recipe(JEPA, ["train.seed=2", "train.collapse_every_n_steps=1"])
+    assert reusable_run(tmp_path / "run", other, store) is None
+    # The method's declared spread metrics are recorded and summarised.
+    summary = training_summary(tmp_path / "run")
+    assert {"train/target_std", "collapse/eff_rank"} <= set(summary["collapse"])
+    assert collapsed(summary) == (False, "")
+    # The EMA target: the checkpoint's method.target_encoder weights, in the student's spec.
+    out = export_target_encoder(tmp_path / "run")
+    target, spec = load_encoder(out / "encoder")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    w = ckpt["state_dict"]["method.target_encoder.W_P.weight"]
+    assert torch.equal(target.W_P.weight, w)
+    assert spec["training"]["exported_weights"].startswith("EMA target")
+    assert (out / "metrics.csv").is_file()
+
+
+def test_collapse_rule_and_a_method_without_spread_metrics(tmp_path):
+    from ecgssl.train.collapse import collapsed, training_summary
+
+    pd.DataFrame({"train/loss": [1.0] * 10 + [0.5] * 10,
+                  "collapse/eff_rank": [5.0] * 10 + [1.2] * 10,
+                  "collapse/feat_std": [0.2] * 20}).to_csv(tmp_path / "metrics.csv")
+    summary = training_summary(tmp_path)  # no run.json: only the generic collapse/* columns
+    assert summary["loss_start"] == 1.0 and summary["loss_end"] == 0.5
+    assert collapsed(summary) == (True, "effective rank 5.00 -> 1.20")
+    summary["collapse"]["collapse/feat_std"]["end"] = 0.01
+    assert collapsed(summary)[1].endswith("feature std 0.2 -> 0.01")
 
 
 def test_pretrain_refuses_a_store_that_does_not_match(store, tmp_path):

@@ -233,16 +233,17 @@ class ClassificationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN/inf become None)."""
-        return _jsonable(asdict(self) | {"n_evaluated_classes": self.n_evaluated_classes})
+        return jsonable(asdict(self) | {"n_evaluated_classes": self.n_evaluated_classes})
 
 
-def _jsonable(obj):
+def jsonable(obj):
+    """A JSON-ready copy: numpy arrays / scalars -> lists / numbers, NaN and inf -> None."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, np.integer):
@@ -250,6 +251,9 @@ def _jsonable(obj):
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
+
+
+_jsonable = jsonable  # the former private name (other modules / branches import it)
 
 
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:

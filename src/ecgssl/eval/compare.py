@@ -266,3 +266,153 @@ def segmentation_difference_table(paired: dict[str, dict]) -> list[str]:
                      f"{r['p_not_better_f1']:.3f} | {r['delta_dice']:+.3f} | "
                      f"{format_ci(r['ci_dice'])} | {waves} |")
     return lines
+
+
+def seed_spread_table(spread: dict | None) -> list[str]:
+    """Markdown lines (no heading) of a probe ``seed_spread`` (``ecgssl.eval.tasks.probe``):
+    the random-init macro AUROC per seed, every pretrained row's paired difference to each
+    seed, and (when computed) the same per label family."""
+    if not spread:
+        return []
+    n = spread["n_seeds"]
+    first = next((r["vs_seeds"][0]["seed"] for r in spread["rows"].values() if r["vs_seeds"]), 0)
+    lines = [f"The suite's twin is seed {first}. Every pretrained row is paired with each random "
+             "initialisation of its architecture (same folds and records; 95 % paired bootstrap "
+             "CI).", "",
+             "| architecture | random-init macro AUROC per seed | mean ± sd |", "|---|---|---|"]
+    for arch, aucs in spread["random"].items():
+        lines.append(f"| {arch} | " + " ".join(f"{a:.3f}" for a in aucs)
+                     + f" | {np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f} |")
+    lines += ["", "| pretrained row | macro AUROC | beats seeds (CI above 0) | difference per seed "
+              "[95 % CI] |", "|---|---|---|---|"]
+    for title, r in spread["rows"].items():
+        wins = sum(v["ci"][0] > 0 for v in r["vs_seeds"])
+        cells = "; ".join(f"s{v['seed']} {v['delta']:+.3f} {format_ci(v['ci'])}"
+                          for v in r["vs_seeds"])
+        lines.append(f"| {title} | {r['auroc']:.3f} | {wins}/{len(r['vs_seeds'])} | {cells} |")
+    fams = spread.get("families")
+    if fams and all("families" in v for r in spread["rows"].values() for v in r["vs_seeds"]):
+        lines += ["", "By label family: the same paired difference on each family's labels only "
+                  "(a post-hoc breakdown of the macro AUROC, not a pre-registered test). Cell: "
+                  f"difference to the suite's twin (seed {first}) [95 % CI]; then in how many of "
+                  f"the {n} seeds the CI is above 0 / below 0.", "",
+                  "| pretrained row | " + " | ".join(f"{f} ({len(v)})" for f, v in fams.items())
+                  + " |", "|---|" + "---|" * len(fams)]
+        for title, r in spread["rows"].items():
+            cells = []
+            for f in fams:
+                v0 = r["vs_seeds"][0]["families"][f]
+                up = sum(v["families"][f]["ci"][0] > 0 for v in r["vs_seeds"])
+                down = sum(v["families"][f]["ci"][1] < 0 for v in r["vs_seeds"])
+                cells.append(f"{v0['delta']:+.3f} {format_ci(v0['ci'])}; {up}/{down}")
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def seg_f1(pooled: dict, wave: str) -> float | None:
+    """Mean of onset and offset F1 of ``wave`` in a pooled segmentation summary (None: absent)."""
+    w = (pooled or {}).get(wave)
+    if not w:
+        return None
+    return (w["onset"]["f1"] + w["offset"]["f1"]) / 2
+
+
+def seg_dice(pooled: dict, wave: str) -> float | None:
+    """Dice of ``wave`` in a pooled segmentation summary (None: absent)."""
+    w = (pooled or {}).get(wave) or {}
+    d = w.get("dice")
+    return d.get("value", d.get("mean")) if isinstance(d, dict) else d
+
+
+def _verdict(ci, baseline: str = "random init") -> str:
+    """What a 95 % CI of a difference (row - baseline) says."""
+    if ci[0] > 0:
+        return f"beats {baseline}"
+    if ci[1] < 0:
+        return f"WORSE than {baseline}"
+    return f"NOT shown to beat {baseline} (the CI includes 0)"
+
+
+def _finetuned_line(title: str, metric: str, a: float, b: float, delta: float, ci) -> str:
+    """Fine-tuned pretrained row against the same training from random init."""
+    return (f"{title} fine-tuned {metric} {a:.3f} vs supervised from scratch {b:.3f} "
+            f"({delta:+.3f}, 95 % paired CI {format_ci(ci)}: "
+            + _verdict(ci, "the same training from random init") + ").")
+
+
+def verdicts(suite: dict, chosen: dict[str, str]) -> list[str]:
+    """Plain statements read off ``run_suite``'s results: each pretrained row (title -> its
+    ``arch_label``) against the random-init twin and supervised-from-scratch row of its
+    architecture, and every segmentation row against neurokit2. A difference is called real
+    only when its 95 % paired CI excludes 0 (without paired results: when it exceeds the larger
+    fold-to-fold std)."""
+    out = []
+    # A task the suite skipped (--probe-only) is stored as None.
+    probe, seg, reg = (suite.get(k) or {} for k in ("probe", "segmentation", "regression"))
+    paired_probe = suite.get("paired_probe") or {}
+    paired_seg = suite.get("paired_segmentation") or {}
+    for title, arch in chosen.items():
+        rnd, sup = f"random-init {arch}", f"supervised from scratch {arch}"
+        if title in probe and rnd in probe:
+            a, b = probe[title]["macro_auroc"]["mean"], probe[rnd]["macro_auroc"]["mean"]
+            sa, sb = probe[title]["macro_auroc"]["std"], probe[rnd]["macro_auroc"]["std"]
+            s = probe.get(sup, {}).get("macro_auroc", {}).get("mean")
+            # Folds are not paired in the stored results: call a gap real only when it exceeds
+            # the larger of the two fold-to-fold stds.
+            spread = max(sa, sb)
+            verdict = ("beyond" if abs(a - b) > spread else "within") + \
+                f" the fold-to-fold spread (± {spread:.3f})"
+            sup_text = "" if s is None else f"; supervised from scratch {s:.3f}"
+            pp = paired_probe.get(title)
+            if pp:  # paired bootstrap over the same test records: the verdict's basis
+                verdict = (f"95 % paired CI {format_ci(pp['ci'])}, P(not better) "
+                           f"{pp['p_not_better']:.3f}: "
+                           + _verdict(pp["ci"])
+                           + f"; better on {pp['classes_better']}/{pp['n_classes']} labels")
+            out.append(f"{title} LUDB probe macro AUROC {a:.3f} ± {sa:.3f} vs random-init "
+                       f"{b:.3f} ± {sb:.3f}: {'higher' if a > b else 'NOT higher'} than random "
+                       f"init ({a - b:+.3f}, {verdict}){sup_text}.")
+        ft = paired_probe.get(f"{title} fine-tuned")
+        if ft:
+            out.append(_finetuned_line(title, "LUDB classification macro AUROC", ft["a"],
+                                       ft["b"], ft["delta"], ft["ci"]))
+        key = f"{title} (frozen encoder + decoder)"
+        rkey = f"{rnd} (frozen encoder + decoder)"
+        nk = next((k for k in seg if k.startswith("neurokit2")), None)
+        if key in seg and rkey in seg:
+            p, q = seg[key]["pooled"], seg[rkey]["pooled"]
+            fa = np.mean([seg_f1(p, w) for w in ("QRS", "T", "P")])
+            fb = np.mean([seg_f1(q, w) for w in ("QRS", "T", "P")])
+            line = (f"{title} segmentation mean F1 (QRS, T, P) {fa:.3f} vs random-init "
+                    f"{fb:.3f}: {'beats' if fa > fb else 'does NOT beat'} random init")
+            ps = paired_seg.get(key)
+            if ps:
+                line += (f" ({ps['delta_f1']:+.3f}, 95 % paired CI {format_ci(ps['ci_f1'])}: "
+                         + _verdict(ps["ci_f1"]) + ")")
+            if nk:
+                fn = np.mean([seg_f1(seg[nk]["pooled"], w) for w in ("QRS", "T", "P")])
+                line += f"; neurokit2 prominence {fn:.3f} ({'beaten' if fa > fn else 'NOT beaten'})"
+            out.append(line + ".")
+        ps = paired_seg.get(f"{title} fine-tuned")
+        if ps:
+            out.append(_finetuned_line(title, "segmentation mean F1", ps["a_f1"], ps["b_f1"],
+                                       ps["delta_f1"], ps["ci_f1"]))
+        if title in reg and rnd in reg:
+            wins = [t for t in reg[title] if reg[title][t].get("mae") is not None
+                    and reg[rnd].get(t, {}).get("mae") is not None
+                    and reg[title][t]["mae"] < reg[rnd][t]["mae"]]
+            out.append(f"{title} feature prediction: lower MAE than random init on "
+                       f"{len(wins)}/{len(reg[title])} targets ({', '.join(wins) or 'none'}).")
+    nk = next((k for k in seg if k.startswith("neurokit2")), None)
+    if nk:
+        ref = seg[nk]["pooled"]
+        for k in seg:
+            if k == nk:
+                continue
+            p = seg[k]["pooled"]
+            f1 = [w for w in ("QRS", "T", "P") if seg_f1(p, w) > seg_f1(ref, w)]
+            dice = [w for w in ("QRS", "T", "P")
+                    if (seg_dice(p, w) or 0) > (seg_dice(ref, w) or 0)]
+            out.append(f"{k} vs neurokit2 prominence: higher F1 on {', '.join(f1) or 'no wave'}"
+                       f"; higher Dice on {', '.join(dice) or 'no wave'}.")
+    return out

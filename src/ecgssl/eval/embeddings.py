@@ -170,13 +170,14 @@ def cached_embeddings(
 
     Args:
         store: a store directory (signals memmap + hash read from it) or an (N, L, T) array
-            (then ``store_hash`` is required).
+            or array-like view, e.g. the suite's ``LeadView.signals`` (then ``store_hash`` is
+            required and must identify exactly these signals, leads included).
         checkpoint_hash: identifies the weights (e.g. ``file_hash`` of the ``.safetensors``);
             default ``module_hash(encoder)``.
     Returns:
         (N, D) float32 array, memory-mapped read-only from the cache file.
     """
-    if isinstance(store, np.ndarray):
+    if not isinstance(store, (str, os.PathLike)):  # an (N, L, T) array or array-like view
         signals = store
         if not store_hash:
             raise ValueError("store_hash is required when signals are given as an array")

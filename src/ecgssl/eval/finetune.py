@@ -46,7 +46,6 @@ __all__ = [
     "FineTuneModule",
     "FineTuneOutput",
     "finetune",
-    "finetune_classifier",
     "supervised_from_scratch",
     "reinitialized_copy",
 ]
@@ -324,12 +323,6 @@ def finetune(
     return FineTuneOutput(result=result, best_epoch=module.best_epoch,
                           best_val_metric=float(module.best_metric), history=module.history,
                           test_pred=test_pred, val_pred=val_pred, module=module, extra=extra)
-
-
-def finetune_classifier(encoder: nn.Module, signals: np.ndarray, labels: np.ndarray,
-                        split: Split, **kwargs) -> FineTuneOutput:
-    """Multi-label fine-tuning (``finetune`` with ``task="multilabel"``)."""
-    return finetune(encoder, signals, labels, split, task="multilabel", **kwargs)
 
 
 def reinitialized_copy(encoder: nn.Module, seed: int = 0) -> nn.Module:

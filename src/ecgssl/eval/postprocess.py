@@ -105,14 +105,6 @@ def mask_to_waves(classes, fs: float, min_duration_ms: Mapping[int, float] | Non
     return _merge(waves, max_gap) if len(waves) else EMPTY_WAVES.copy()
 
 
-def masks_to_waves(classes, fs: float, **kwargs) -> list[np.ndarray]:
-    """``mask_to_waves`` for every lead of a (L, T) class array; returns a list of L wave arrays."""
-    classes = np.asarray(classes)
-    if classes.ndim != 2:
-        raise ValueError(f"classes must be 2-D (leads, T), got shape {classes.shape}")
-    return [mask_to_waves(row, fs, **kwargs) for row in classes]
-
-
 def as_waves(waves) -> np.ndarray:
     """Validate and normalise a wave array-like to int64 (n, 3), sorted by onset (or offset)."""
     arr = np.asarray(waves, dtype=np.int64)

@@ -1,9 +1,10 @@
 """Feature prediction: heart rate, QRS duration, PR and QT intervals.
 
 Targets on LUDB come from the expert wave annotations (``ludb_interval_targets``). Predictions come
-from frozen features (ridge regression, alpha chosen on validation MAE) or from fine-tuning
-(``finetune_regression``). Rows whose target is NaN (not measurable: PR in atrial fibrillation)
-are excluded from that target's fit and evaluation and counted.
+from frozen features (ridge regression, alpha chosen on validation MAE; fine-tuning for regression
+is ``ecgssl.eval.finetune.finetune(task="regression")``). Rows whose target is NaN (not
+measurable: PR in atrial fibrillation) are excluded from that target's fit and evaluation and
+counted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ __all__ = [
     "interval_target_matrix",
     "ridge_probe",
     "ridge_probe_cv",
-    "finetune_regression",
 ]
 
 DEFAULT_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -164,36 +164,3 @@ def ridge_probe_cv(
                    "fold_mae_std": float(np.std(fold_mae[name], ddof=1))
                    if len(fold_mae[name]) > 1 else 0.0})
     return {"results": results, "fold_mae": fold_mae, "predictions": pred}
-
-
-def finetune_regression(
-    encoder,
-    signals: np.ndarray,
-    targets: np.ndarray,
-    split: Split,
-    *,
-    target_names: Sequence[str] | None = None,
-    units: Mapping[str, str] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    **finetune_kwargs,
-) -> dict[str, RegressionResult]:
-    """Fine-tune encoder + linear head on all targets jointly (masked MSE on standardised
-    targets, epoch by validation MAE; see ``ecgssl.eval.finetune.finetune``)."""
-    from ecgssl.eval.finetune import finetune
-
-    targets = np.asarray(targets, dtype=np.float32)
-    if targets.ndim == 1:
-        targets = targets[:, None]
-    names, unit_list = _names_units(targets.shape[1], target_names, units)
-    out = finetune(encoder, signals, targets, split, task="regression", seed=seed, n_boot=0,
-                   **finetune_kwargs)
-    results = {}
-    for k, name in enumerate(names):
-        y = targets[split.test, k]
-        if not np.isfinite(y).any():
-            continue
-        results[name] = evaluate_regression(
-            y, np.where(np.isfinite(y), out.test_pred[:, k], 0.0), name, unit_list[k],
-            n_boot=n_boot, seed=seed, extra={**out.extra, "best_epoch": out.best_epoch})
-    return results

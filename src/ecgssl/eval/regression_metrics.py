@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgssl.eval.classification_metrics import _jsonable, _percentile_ci, bootstrap_weights
+from ecgssl.eval.classification_metrics import _percentile_ci, bootstrap_weights, jsonable
 
 __all__ = ["RegressionResult", "regression_metrics", "evaluate_regression"]
 
@@ -65,7 +65,7 @@ class RegressionResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def evaluate_regression(

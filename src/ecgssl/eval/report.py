@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ecgssl.eval.classification_metrics import ClassificationResult, _jsonable
+from ecgssl.eval.classification_metrics import ClassificationResult, jsonable
 from ecgssl.eval.regression_metrics import RegressionResult
 
 __all__ = [
@@ -89,7 +89,7 @@ def _classification_dict(value) -> dict:
         return value.to_dict()
     if isinstance(value, Mapping):
         # Summaries may hold result objects ("runs", "folds"): keep only their numbers.
-        return _jsonable({k: v for k, v in value.items() if k not in ("runs", "folds")})
+        return jsonable({k: v for k, v in value.items() if k not in ("runs", "folds")})
     raise TypeError(f"cannot read classification metrics from {type(value).__name__}")
 
 
@@ -173,7 +173,7 @@ def regression_table(rows, digits: int = 2) -> tuple[str, list[dict]]:
             cells += [format_value(r.get("mae"), r.get("mae_ci"), digits),
                       format_value(r.get("r2"), r.get("r2_ci"), 3)]
         md_rows.append(cells)
-        js.append({"name": name, "targets": _jsonable(res)})
+        js.append({"name": name, "targets": jsonable(res)})
     return markdown_table(header, md_rows), js
 
 
@@ -214,7 +214,7 @@ def _delineation_rows(rows: list[Row], digits: int) -> tuple[str, list[dict]]:
                 cells.append(format_value(p.get("error_mean_ms"), std=p.get("error_sd_ms"),
                                           digits=1))
             md_rows.append(cells)
-    return markdown_table(header, md_rows), [{"name": n, **_jsonable(dict(m))} for n, m in rows]
+    return markdown_table(header, md_rows), [{"name": n, **jsonable(dict(m))} for n, m in rows]
 
 
 def segmentation_table(rows, digits: int = 3) -> tuple[str, list[dict]]:
@@ -231,7 +231,7 @@ def segmentation_table(rows, digits: int = 3) -> tuple[str, list[dict]]:
              else m) for n, m in _as_rows(rows)]
     if rows and all(isinstance(m, Mapping) and _is_delineation_summary(m) for _, m in rows):
         return _delineation_rows(rows, digits)
-    flat = [(name, _flatten(_jsonable(dict(m)))) for name, m in rows]
+    flat = [(name, _flatten(jsonable(dict(m)))) for name, m in rows]
     cols: list[str] = []
     for _, f in flat:
         cols += [c for c in f if c not in cols and not c.endswith("_ci")]
@@ -250,7 +250,7 @@ def segmentation_table(rows, digits: int = 3) -> tuple[str, list[dict]]:
                 cells.append("-" if v is None else str(v))
         md_rows.append(cells)
     return markdown_table(["model"] + cols, md_rows), [
-        {"name": n, **_jsonable(dict(m))} for n, m in rows]
+        {"name": n, **jsonable(dict(m))} for n, m in rows]
 
 
 class Report:
@@ -346,11 +346,11 @@ class Report:
         payload = {
             "title": self.title,
             "description": self.description,
-            "meta": _jsonable(self.meta),
+            "meta": jsonable(self.meta),
             "sections": [{k: v for k, v in s.items() if k != "markdown"} for s in self.sections],
             "figures": [{"name": n, "file": f"figures/{n}.png", "caption": c}
                         for n, _, c in self.figures],
         }
-        (out / "report.json").write_text(json.dumps(_jsonable(payload), indent=2,
+        (out / "report.json").write_text(json.dumps(jsonable(payload), indent=2,
                                                     allow_nan=False))
         return out

@@ -170,13 +170,6 @@ def dice_from_counts(counts) -> np.ndarray:
         return np.where(denom > 0, 2 * counts[..., 0] / np.where(denom > 0, denom, 1), np.nan)
 
 
-def iou_from_counts(counts) -> np.ndarray:
-    """IoU (Jaccard) per class from (..., 3) counts; NaN where both empty."""
-    counts = np.asarray(counts, dtype=np.float64)
-    union = counts[..., 1] + counts[..., 2] - counts[..., 0]
-    return np.where(union > 0, counts[..., 0] / np.where(union > 0, union, 1), np.nan)
-
-
 def dice_score(pred_mask, true_mask, span=None) -> dict[str, float]:
     """Dice per wave class of one lead inside ``span``: {"P": .., "QRS": .., "T": ..} (NaN if
     neither mask has the class)."""

@@ -49,6 +49,7 @@ from torch import nn
 from ecgssl.data.leads import LEADS_8, LEADS_12
 from ecgssl.data.views import ThreeKGAugment
 from ecgssl.methods.base import SSLMethod
+from ecgssl.methods.diagnostics import batch_std, effective_rank
 from ecgssl.methods.distributed import gather, should_gather
 from ecgssl.methods.losses import (
     beat_targets,
@@ -149,6 +150,7 @@ class BeatSSL(SSLMethod):
     """
 
     name = "beat_ssl"
+    spread_metrics = ("rhythm_z_std", "rhythm_partner_acc", "loss_rhythm", "loss_beat")
     training_entry_points = {"encoder": ("forward_features",),
                              "rhythm_projector": ("forward",), "beat_projector": ("forward",)}
 
@@ -350,8 +352,7 @@ class BeatSSL(SSLMethod):
         loss_r = self._rhythm_loss(z1, z2, batch)
         metrics = {"loss_rhythm": float(loss_r.detach()),
                    "rhythm_partner_acc": partner_accuracy(z1, z2),
-                   "rhythm_z_std": float(torch.nn.functional.normalize(z1.detach(), dim=1)
-                                         .std(0).mean()),
+                   "rhythm_z_std": batch_std(z1, normalise=True),
                    **counts}
         loss = loss_r
         if self.beat_loss != "none" and self.beat_weight > 0:
@@ -386,11 +387,7 @@ def representation_stats(h: torch.Tensor) -> dict[str, float]:
     """
     if h.ndim != 2 or h.shape[0] < 2:
         return {}
-    hn = torch.nn.functional.normalize(h, dim=1)
-    s = torch.linalg.svdvals(h - h.mean(0, keepdim=True))
-    p = s / s.sum().clamp_min(1e-12)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
-    return {"repr_std": float(hn.std(0).mean()), "repr_eff_rank": float(torch.exp(entropy))}
+    return {"repr_std": batch_std(h, normalise=True), "repr_eff_rank": effective_rank(h)}
 
 
 _METHOD_KEYS = {

@@ -20,7 +20,6 @@ targets depend on position only.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgssl.data.leads import LEADS_12, canonical_lead
-from ecgssl.methods.base import SSLMethod
+from ecgssl.methods.base import MomentumMethod
+from ecgssl.methods.diagnostics import batch_std, effective_rank
 from ecgssl.methods.masking import TimeColumnMasker, split_columns
 from ecgssl.methods.registry import register_method
 from ecgssl.methods.validity import batch_spans, steps_with_signal
@@ -103,20 +103,6 @@ class JEPAPredictor(nn.Module):
         return x.reshape(batch, n_leads * (n_vis + n_mask), self.embed_dim)
 
 
-def effective_rank(z: torch.Tensor) -> float:
-    """exp(entropy) of the normalised singular values of the batch-centred (B, D) matrix;
-    between 1 (collapsed to a line) and min(B, D)."""
-    z = z.detach().float()
-    if z.shape[0] < 2:
-        return float("nan")
-    s = torch.linalg.svdvals(z - z.mean(0, keepdim=True))
-    if float(s.sum()) == 0.0:
-        return 0.0
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
-
-
 def masked_smooth_l1(prediction: torch.Tensor, target: torch.Tensor, beta: float,
                      lead_mask: torch.Tensor | None, n_cols: int,
                      col_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,14 +138,7 @@ def masked_smooth_l1(prediction: torch.Tensor, target: torch.Tensor, beta: float
     return (per_token * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def batch_std(z: torch.Tensor) -> float:
-    """Mean over features of the std across the batch of (B, D) features (0 = collapse)."""
-    if z.shape[0] < 2:
-        return float("nan")
-    return float(z.detach().float().std(dim=0).mean())
-
-
-class ECGJEPA(SSLMethod):
+class ECGJEPA(MomentumMethod):
     """ECG-JEPA pretraining.
 
     Args:
@@ -176,6 +155,7 @@ class ECGJEPA(SSLMethod):
     """
 
     name = "jepa"
+    spread_metrics = ("target_std", "target_erank", "pred_std")
     training_entry_points = {"encoder": ("forward_tokens",),
                              "target_encoder": ("forward_tokens",), "predictor": ("forward",)}
 
@@ -185,13 +165,11 @@ class ECGJEPA(SSLMethod):
                  loss_beta: float = 1.0, ema: Sequence[float] = (0.996, 1.0),
                  leads: Sequence[str] | None = None, input_leads: Sequence[str] | None = None,
                  target_follows_mode: bool = True):
-        super().__init__(encoder)
+        super().__init__(encoder, ema)
         if not isinstance(encoder, VisionTransformerECG):
             raise ValueError(f"ECG-JEPA needs a VisionTransformerECG, got {type(encoder).__name__}")
         if loss_beta <= 0:
             raise ValueError(f"loss_beta must be > 0, got {loss_beta}")
-        if len(ema) != 2 or not 0.0 <= ema[0] <= ema[1] <= 1.0:
-            raise ValueError(f"ema must be (start, end) with 0 <= start <= end <= 1, got {ema}")
         self.leads = [canonical_lead(n) for n in (leads or encoder.lead_names)]
         encoder.lead_indices(self.leads, len(self.leads))  # fails early on unknown leads
         self.input_leads = None if input_leads is None else [canonical_lead(n) for n in input_leads]
@@ -200,15 +178,12 @@ class ECGJEPA(SSLMethod):
             raise ValueError(f"masker has {self.masker.n_patches} columns, encoder "
                              f"{encoder.n_patches}")
         self.loss_beta = float(loss_beta)
-        self.ema = (float(ema[0]), float(ema[1]))
         self.target_follows_mode = bool(target_follows_mode)
-        self.target_encoder = copy.deepcopy(encoder)
-        self.target_encoder.requires_grad_(False)
+        self.target_encoder = self.add_momentum_copy("encoder", "target_encoder")
         self.predictor = JEPAPredictor(
             encoder.embed_dim, predictor_embed_dim, predictor_depth, predictor_num_heads,
             n_patches=encoder.n_patches, mlp_ratio=encoder.spec["mlp_ratio"],
             qkv_bias=encoder.spec["qkv_bias"], drop_path=predictor_drop_path)
-        self._momentum = self.ema[0]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -325,22 +300,6 @@ class ECGJEPA(SSLMethod):
             else col_mask.bool().cpu()
         return {"loss_tokens_dropped_leads": float((~leads).sum() * n_mask),
                 "loss_tokens_dropped_padding": float((leads.sum(1) * (~cols).sum(1)).sum())}
-
-    def momentum(self, step: int, max_steps: int) -> float:
-        """EMA momentum after optimiser step ``step`` (0-based) of ``max_steps``: linear."""
-        if max_steps <= 0:
-            return self.ema[1]
-        frac = min(max(step / max_steps, 0.0), 1.0)
-        return self.ema[0] + (self.ema[1] - self.ema[0]) * frac
-
-    @torch.no_grad()
-    def after_optimizer_step(self, step: int, max_steps: int) -> None:
-        """target <- m * target + (1 - m) * student."""
-        m = self.momentum(step, max_steps)
-        self._momentum = m
-        student = list(self.encoder.parameters())
-        target = list(self.target_encoder.parameters())
-        torch._foreach_lerp_(target, student, 1.0 - m)
 
     @torch.no_grad()
     def collapse_metrics(self, batch: dict[str, Any]) -> dict[str, float]:

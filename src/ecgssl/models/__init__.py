@@ -1,5 +1,10 @@
 """Encoders: ViT with Cross-Pattern Attention, 1-D CNNs; one registry and one interface."""
 
-from ecgssl.models.registry import create_encoder, list_encoders, register_encoder
+from ecgssl.models.registry import (
+    create_encoder,
+    list_encoders,
+    register_encoder,
+    takes_lead_names,
+)
 
-__all__ = ["create_encoder", "list_encoders", "register_encoder"]
+__all__ = ["create_encoder", "list_encoders", "register_encoder", "takes_lead_names"]

@@ -70,6 +70,9 @@ class _Encoder1d(nn.Module):
 
     stride = 16
     pyramid_strides = (1, 2, 4, 8, 16)
+    # Capability (docs/architecture.md): a CNN reads the leads it was built for, in order; it
+    # is called without lead names.
+    takes_lead_names = False
 
     def __init__(self, name: str, n_leads: int, leads: Sequence[str] | None, norm: str,
                  pool: str = "mean"):

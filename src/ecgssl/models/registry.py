@@ -1,4 +1,10 @@
-"""A registry of named encoder configurations feeding one factory (``create_encoder``)."""
+"""A registry of named encoder configurations feeding one factory (``create_encoder``).
+
+Every registered encoder declares its capabilities as attributes (checked by
+``tests/models/test_encoder_contract.py`` for every name in ``list_encoders()``):
+``embed_dim`` (D), ``stride`` (input samples per ``forward_features`` step), ``pooled_dim``
+(length of ``forward``'s output) and ``takes_lead_names`` (see ``takes_lead_names``).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,14 @@ def register_encoder(name: str):
         return fn
 
     return wrap
+
+
+def takes_lead_names(module: nn.Module) -> bool:
+    """Whether an encoder is called with ``leads=[names of x's rows]``: its declared
+    ``takes_lead_names`` capability (True: ViT, any subset of its leads by name; False: CNNs,
+    exactly the leads it was built for, called without names). A module that declares nothing
+    is treated as False, so callers pass no names and require the spec's exact leads."""
+    return bool(getattr(module, "takes_lead_names", False))
 
 
 def _load_builtin() -> None:

@@ -196,6 +196,10 @@ class VisionTransformerECG(nn.Module):
     (shorter inputs use the first P time rows of the embedding).
     """
 
+    # Capability (docs/architecture.md): ``forward*(x, leads=[...])`` reads any subset of its
+    # leads by name (the lead positional embedding rows).
+    takes_lead_names = True
+
     def __init__(self, lead_names: Sequence[str] = tuple(LEADS_8), n_patches: int = 50,
                  patch_size: int = 50, width: int = 768, depth: int = 12, num_heads: int = 16,
                  mlp_ratio: float = 4.0, qkv_bias: bool = False, attention: str = "cropa",

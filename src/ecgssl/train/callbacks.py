@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from ecgssl.methods.diagnostics import batch_std, effective_rank
+
 
 @torch.no_grad()
 def feature_collapse_stats(z: torch.Tensor) -> dict[str, float]:
@@ -23,18 +25,14 @@ def feature_collapse_stats(z: torch.Tensor) -> dict[str, float]:
         (0 when collapsed; about ``1/sqrt(D)`` for well spread features);
         ``feat_std_ratio``: ``feat_std * sqrt(D)`` (about 1 when healthy);
         ``eff_rank``: effective rank, exp(entropy) of the normalised singular values of the
-        centred batch (1 = rank-one collapse, up to ``min(B, D)``).
+        centred batch (1 = rank-one collapse, up to ``min(B, D)``; 0 if every row is the same).
+        Both from ``ecgssl.methods.diagnostics``.
     """
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"need (B>=2, D) features, got shape {tuple(z.shape)}")
-    z = z.float()
-    zn = torch.nn.functional.normalize(z, dim=1)
-    std = zn.std(dim=0).mean().item()
-    s = torch.linalg.svdvals(z - z.mean(dim=0, keepdim=True))
-    p = s / s.sum().clamp_min(1e-12)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum().item()
+    std = batch_std(z, normalise=True)
     return {"feat_std": std, "feat_std_ratio": std * z.shape[1] ** 0.5,
-            "eff_rank": float(np.exp(entropy))}
+            "eff_rank": effective_rank(z)}
 
 
 def log_now(trainer: pl.Trainer, metrics: dict[str, float]) -> None:

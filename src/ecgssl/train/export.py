@@ -188,3 +188,46 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu"
                      f"encoder {spec['encoder']['name']}")
     encoder.load_state_dict(state)
     return encoder.to(map_location).eval(), spec
+
+
+def export_target_encoder(run_dir: str | Path, target: str = "target_encoder",
+                          out_dir: str | Path | None = None) -> Path:
+    """Export a momentum method's EMA target encoder from a finished run directory.
+
+    The engine exports the online (student) encoder (``<run_dir>/encoder.*``); I-JEPA-style
+    methods also have an EMA copy (``MomentumMethod.add_momentum_copy``), often the better
+    representation. Its weights are ``method.<target>.*`` of ``checkpoints/last.ckpt``; they are
+    loaded strictly into the student's architecture (any mismatch fails) and written (with their
+    sha256, ``save_model_file``) beside a copy of the student's JSON (same architecture and
+    preprocessing) whose ``training`` says which weights these are. ``metrics.csv`` is copied
+    too (the suite's training curves).
+
+    Returns:
+        The output directory (default ``<run_dir>/target``) holding ``encoder.safetensors``,
+        ``encoder.json`` and ``metrics.csv``.
+    Raises:
+        FileNotFoundError: no export or no last checkpoint; KeyError: the checkpoint has no
+        ``method.<target>.*`` weights (not a momentum method).
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    student, spec = load_encoder(run_dir / "encoder")
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no checkpoints/last.ckpt to read the target from")
+    # weights_only=False: our own checkpoints carry RNG states; only load runs you trust.
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    prefix = f"method.{target}."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise KeyError(f"{ckpt_path} has no {prefix}* weights: not a momentum method's run")
+    student.load_state_dict(state, strict=True)  # fails loudly on any mismatch
+    out = Path(out_dir) if out_dir is not None else run_dir / "target"
+    meta = {k: v for k, v in spec.items() if k != "weights"}
+    meta["training"] = {**meta.get("training", {}),
+                        "exported_weights": f"EMA target encoder (method.{target})"}
+    save_model_file(state, out / "encoder", meta)
+    if (run_dir / "metrics.csv").is_file():
+        shutil.copy2(run_dir / "metrics.csv", out / "metrics.csv")
+    return out

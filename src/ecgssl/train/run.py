@@ -63,6 +63,7 @@ class RunResult:
     final_loss: float
     samples_per_s: float
     wall_s: float
+    reused: bool = False  # an earlier identical run returned by pretrain(reuse=True)
 
     def describe(self) -> str:
         lines = [f"run directory: {self.run_dir}"]
@@ -337,7 +338,10 @@ def _fit(recipe: dict[str, Any], method: SSLMethod, dataset: Any, out_dir: str |
 
     weights = meta = None
     summary = dict(training_summary or {})
-    summary.update({"method": recipe["method"], "global_step": trainer.global_step,
+    summary.update({"method": recipe["method"],
+                    # What train.collapse.training_summary reads beside the collapse/* stats.
+                    "spread_metrics": list(method.spread_metrics),
+                    "global_step": trainer.global_step,
                     "epochs_completed": trainer.current_epoch,
                     "batch_size": train["batch_size"] * trainer.world_size
                     * train["accumulate_grad_batches"],
@@ -436,9 +440,45 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
         raise SpecMismatchError(f"store {store_path}: " + "; ".join(problems))
 
 
+def reusable_run(out_dir: str | Path, resolved: dict[str, Any],
+                 store_path: str | Path) -> RunResult | None:
+    """The finished run in ``out_dir`` if it was trained with exactly the ``resolved`` recipe on
+    a store with the same preprocessing hash, window count and sources as ``store_path``'s,
+    else None. (Not the store's creation time: a re-prepared identical store still matches.)
+
+    A run is finished when it exported its encoder (an interrupted run does not).
+    """
+    import yaml
+
+    from ecgssl.data.store import ECGStore
+
+    out = Path(out_dir)
+    files = [out / "config.yaml", out / "run.json", out / "encoder.safetensors",
+             out / "encoder.json"]
+    if not all(f.is_file() for f in files):
+        return None
+    if yaml.safe_load((out / "config.yaml").read_text()) != resolved:
+        return None
+    info = json.loads((out / "run.json").read_text())
+    trained = info.get("training", {})
+    store = ECGStore(store_path)
+    now = {"store_hash": store.config.get("hash"), "n_windows": len(store),
+           "sources": {str(k): int(v) for k, v in
+                       store.manifest["source"].value_counts().items()}}
+    if any(trained.get(k) != v for k, v in now.items()):
+        return None
+    r = info["result"]
+    paths = {k: (Path(r[k]) if r.get(k) not in (None, "None") else None)
+             for k in ("checkpoint", "encoder_weights", "encoder_meta", "metrics_csv")}
+    return RunResult(run_dir=out, config_path=out / "config.yaml", **paths,
+                     global_step=int(r["global_step"]), epochs=int(r["epochs"]),
+                     final_loss=float(r["final_loss"]), samples_per_s=float(r["samples_per_s"]),
+                     wall_s=float(r["wall_s"]), reused=True)
+
+
 def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_dir: str | Path,
              overrides: list[str] | None = None, resume: str | Path | None = None,
-             overwrite: bool = False) -> RunResult:
+             overwrite: bool = False, reuse: bool = False) -> RunResult:
     """Pretrain the recipe's method on a prepared store; writes a run directory (module doc).
 
     Args:
@@ -448,11 +488,18 @@ def pretrain(recipe: dict[str, Any] | str | Path, store_path: str | Path, out_di
         overrides: dotted overrides, e.g. ``["train.lr=1e-4", "data.batch_size=32"]``.
         resume: checkpoint path or ``"last"``; the recipe must match the checkpoint's run.
         overwrite: replace an ecgssl run already in ``out_dir`` (its files only).
+        reuse: return the finished run already in ``out_dir`` when ``reusable_run`` accepts it
+            (same recipe and store), without training; says so on stdout.
     """
     from ecgssl.data.dataset import StoreDataset
     from ecgssl.data.store import ECGStore
 
     resolved = load_recipe(recipe, overrides)
+    if reuse and resume is None:
+        found = reusable_run(out_dir, resolved, store_path)
+        if found is not None:
+            print(f"reusing the finished run in {out_dir} (same recipe and store)", flush=True)
+            return found
     store_path = Path(store_path)
     config_file = store_path / "config.json"
     if not config_file.is_file():

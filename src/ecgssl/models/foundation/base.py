@@ -93,6 +93,8 @@ class FoundationEncoder(nn.Module):
     card: ModelCard
     embed_dim: int
     stride: int
+    # Capability (docs/architecture.md): reads exactly ``lead_order``, called without names.
+    takes_lead_names = False
 
     def __init__(self, fs: float, steps: Sequence[dict[str, Any]] | None, pool: str = "mean"):
         super().__init__()
