@@ -34,6 +34,13 @@ TINY = {
     "beat_ssl": ({"proj_hidden": 32, "proj_dim": 16, "views": {"seed": 1}},
                  {"name": "resnet1d_small", "widths": [4, 8, 8, 16, 16], "kernel": 5,
                   "stem_kernel": 7}),
+    "ts2vec": ({"max_length": 500, "min_overlap": 64},
+               {"name": "ts2vec_dilated", "hidden": 8, "depth": 2, "out_dim": 16}),
+    "cmsc": ({"proj_dim": 16}, {"name": "resnet1d_small", "widths": [4, 8, 8, 16, 16],
+                                "kernel": 5, "stem_kernel": 7}),
+    "st_mem": ({"decoder_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2},
+               {"name": "vit_tiny_stmem", "width": 32, "depth": 1, "num_heads": 2,
+                "n_patches": 20, "patch_size": 50}),
 }
 
 
@@ -41,7 +48,10 @@ def store_items_full() -> list[dict]:
     """``tests.methods.samples.store_items`` plus the keys every store item carries."""
     return [it | {"lead_mask": np.ones(12, dtype=bool),
                   "valid_span": np.array([0, T], dtype=np.int64),
-                  "labels": np.zeros(1, dtype=np.uint8)} for it in store_items()]
+                  "labels": np.zeros(1, dtype=np.uint8),
+                  # StoreDataset(ids=True) codes (methods with needs_ids): two windows a patient
+                  "patient_code": np.int64(k // 2), "record_code": np.int64(k)}
+            for k, it in enumerate(store_items())]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import copy
 import pytest
 import torch
 
-from ecgssl.models import create_encoder, list_encoders
+from ecgssl.errors import SpecMismatchError
+from ecgssl.models import create_encoder, has_time_features, list_encoders
 from ecgssl.train.export import export_encoder, load_encoder
 
 N_LEADS = 4
@@ -108,6 +109,14 @@ def test_shapes_follow_stride(name):
     x = torch.randn(b, n_in(enc), t)
     with torch.no_grad():
         pooled = enc(x, **_leads_kw(enc))
+    if not has_time_features(enc):
+        # declared: no time map; asking for one is a clear refusal, not a wrong shape
+        assert pooled.shape == (b, enc.pooled_dim) and torch.isfinite(pooled).all()
+        for fn in (enc.forward_features, enc.feature_pyramid):
+            with pytest.raises(SpecMismatchError):
+                fn(x, **_leads_kw(enc))
+        return
+    with torch.no_grad():
         feats = enc.forward_features(x, **_leads_kw(enc))
         pyramid = enc.feature_pyramid(x, **_leads_kw(enc))
     assert pooled.shape == (b, enc.pooled_dim) and torch.isfinite(pooled).all()

@@ -2,9 +2,11 @@
 
 from ecgssl.models.registry import (
     create_encoder,
+    has_time_features,
     list_encoders,
     register_encoder,
     takes_lead_names,
 )
 
-__all__ = ["create_encoder", "list_encoders", "register_encoder", "takes_lead_names"]
+__all__ = ["create_encoder", "has_time_features", "list_encoders", "register_encoder",
+           "takes_lead_names"]

@@ -35,6 +35,14 @@ def takes_lead_names(module: nn.Module) -> bool:
     return bool(getattr(module, "takes_lead_names", False))
 
 
+def has_time_features(module: nn.Module) -> bool:
+    """Whether ``forward_features`` gives a time feature map (B, D, T') that segmentation heads
+    and Beat-SSL's RoI pooling can read: the declared ``has_time_features`` capability (default
+    True; False for HuBERT-ECG, whose tokens run over concatenated leads, and whose
+    ``forward_features`` refuses)."""
+    return bool(getattr(module, "has_time_features", True))
+
+
 def _load_builtin() -> None:
     # Importing the modules registers their configurations.
     from ecgssl.models import cnn, ts2vec_dilated, vit, vit_stmem  # noqa: F401

@@ -58,6 +58,7 @@ class TS2VecEncoder(nn.Module):
     """
 
     stride = 1
+    takes_lead_names = False  # built for a fixed lead set, like the CNNs
     supports_timestamp_mask = True
 
     def __init__(self, n_leads: int = 12, hidden: int = 64, depth: int = 10, out_dim: int = 320,

@@ -106,3 +106,22 @@ def test_feature_cache_gives_the_same_results_and_keys_on_leads(ludb40, tmp_path
               False)
     row_features(row, LeadView(store, row.leads[::-1]), cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_segmentation_leaves_out_encoders_without_a_time_map():
+    """An encoder declaring has_time_features = False (HuBERT-ECG) is not given a decoder:
+    the task leaves its row out and names it, instead of failing the whole suite."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from ecgssl.eval.tasks.base import Row
+
+    class NoTimeMap(nn.Module):
+        has_time_features = False
+
+    rows = [Row("cnn", "pretrained", lambda: nn.Identity(), ["II"], False),
+            Row("hubert", "pretrained", NoTimeMap, ["II"], False)]
+    task = create_task("segmentation")
+    kept = task.rows(SimpleNamespace(rows=rows))
+    assert [r.name for r in kept] == ["cnn"] and task.skipped == ["hubert"]

@@ -10,6 +10,7 @@ score of fold 0.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import numpy as np
 
 from ecgssl.eval.tasks import register_task
 from ecgssl.eval.tasks.base import LeadView, Row, SuiteContext, Task, slug
+
+log = logging.getLogger(__name__)
 
 
 def seg_label(row: Row) -> str:
@@ -58,9 +61,24 @@ class Segmentation(Task):
     def __init__(self):
         self.best = None  # (row, CV result, fold-0 validation score) of the best pretrained row
         self.last = None  # the last row's CV result (its test records)
+        self.skipped: list[str] = []  # rows whose encoder has no time feature map
 
     def applies(self, ctx: SuiteContext) -> bool:
         return "waves" in ctx.store.extras
+
+    def rows(self, ctx: SuiteContext) -> list[Row]:
+        """Every row whose encoder has a time feature map; the others (HuBERT-ECG, declared by
+        ``has_time_features``) are left out of segmentation, named in the report."""
+        from ecgssl.models import has_time_features
+
+        keep, self.skipped = [], []
+        for row in ctx.rows:
+            (keep if has_time_features(row.make()) else self.skipped).append(row)
+        if self.skipped:
+            log.warning("segmentation: %s left out (no time feature map)",
+                        ", ".join(r.name for r in self.skipped))
+        self.skipped = [r.name for r in self.skipped]
+        return keep
 
     def evaluate(self, ctx: SuiteContext, row: Row) -> dict[str, Any]:
         from ecgssl.eval.segmentation import SegmentationConfig, cross_validate_segmentation
@@ -122,7 +140,9 @@ class Segmentation(Task):
             note=f"{cfg.n_folds}-fold CV by patient ({folds_note}); leads "
                  f"{', '.join(ctx.score_leads)}; annotated span only; onsets/offsets matched "
                  f"within +-150 ms; {cfg.seg_epochs} epochs per fold, epoch chosen on "
-                 f"validation Dice")
+                 f"validation Dice"
+                 + (f"; left out (encoder without a time feature map): "
+                    f"{', '.join(self.skipped)}" if self.skipped else ""))
         if cfg.plots and self.best is not None:
             _segmentation_figures(report, ctx.store, ctx.score_leads, self.best, scorers,
                                   ctx.out_dir)

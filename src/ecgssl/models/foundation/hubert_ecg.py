@@ -71,6 +71,8 @@ class HuBERTECGEncoder(FoundationEncoder):
     """HuBERT-ECG as an ecgssl encoder: (B, 12, 5000) mV -> (B, hidden_size, N tokens)
     (N = 93 for the released downsampling-by-5 models: 6000 samples / conv stride 64)."""
 
+    has_time_features = False  # tokens span concatenated leads: no time map
+
     def __init__(self, name: str = "hubert_ecg", leads: Sequence[str] = tuple(LEADS_12),
                  config: Mapping[str, Any] | None = None, pool: str = "mean",
                  authors_steps: bool = True):
