@@ -276,6 +276,23 @@ class VisionTransformerECG(nn.Module):
         return [self.lead_names.index(name) for name in names]
 
     # -- forward -------------------------------------------------------------------------------
+    def patch_tokens(self, x: torch.Tensor, leads: Sequence[str] | None = None
+                     ) -> tuple[torch.Tensor, list[int]]:
+        """(B, L, T) mV -> (patch embeddings (B, L, P, D) before positions, encoder lead index
+        of each row); checks the shape (T a whole number of patches, P <= n_patches)."""
+        if x.ndim != 3:
+            raise ValueError(f"expected x of shape (B, L, T), got {tuple(x.shape)}")
+        batch, n_rows, n_samples = x.shape
+        lead_idx = self.lead_indices(leads, n_rows)
+        if n_samples % self.patch_size or n_samples // self.patch_size > self.n_patches:
+            raise ValueError(
+                f"input of {n_samples} samples is not a whole number of {self.patch_size}-sample "
+                f"patches up to {self.n_patches} patches")
+        n_patch = n_samples // self.patch_size
+        if self.input_scale != 1.0:  # skipped at 1.0: bit-identical to the original
+            x = x * self.input_scale
+        return self.W_P(x.reshape(batch, n_rows, n_patch, self.patch_size)), lead_idx
+
     def forward_tokens(self, x: torch.Tensor, leads: Sequence[str] | None = None,
                        visible_cols: torch.Tensor | None = None) -> torch.Tensor:
         """Token outputs after the final LayerNorm.
@@ -289,18 +306,8 @@ class VisionTransformerECG(nn.Module):
         Returns:
             (B, L * P_vis, D), lead-major.
         """
-        if x.ndim != 3:
-            raise ValueError(f"expected x of shape (B, L, T), got {tuple(x.shape)}")
-        batch, n_rows, n_samples = x.shape
-        lead_idx = self.lead_indices(leads, n_rows)
-        if n_samples % self.patch_size or n_samples // self.patch_size > self.n_patches:
-            raise ValueError(
-                f"input of {n_samples} samples is not a whole number of {self.patch_size}-sample "
-                f"patches up to {self.n_patches} patches")
-        n_patch = n_samples // self.patch_size
-        if self.input_scale != 1.0:  # skipped at 1.0: bit-identical to the original
-            x = x * self.input_scale
-        tokens = self.W_P(x.reshape(batch, n_rows, n_patch, self.patch_size))  # (B, L, P, D)
+        tokens, lead_idx = self.patch_tokens(x, leads)  # (B, L, P, D)
+        batch, n_rows, n_patch = tokens.shape[:3]
         pos = self.pos_embed.view(self.n_leads, self.n_patches, -1)
         if lead_idx != list(range(self.n_leads)):
             pos = pos[lead_idx]

@@ -84,18 +84,8 @@ class STMEMViT(VisionTransformerECG):
         Returns:
             (B, L, K + 2, D): per lead the start separator, the K patch tokens, the end separator.
         """
-        if x.ndim != 3:
-            raise ValueError(f"expected x of shape (B, L, T), got {tuple(x.shape)}")
-        batch, n_rows, n_samples = x.shape
-        lead_idx = self.lead_indices(leads, n_rows)
-        if n_samples % self.patch_size or n_samples // self.patch_size > self.n_patches:
-            raise ValueError(
-                f"input of {n_samples} samples is not a whole number of {self.patch_size}-sample "
-                f"patches up to {self.n_patches} patches")
-        n_patch = n_samples // self.patch_size
-        if self.input_scale != 1.0:
-            x = x * self.input_scale
-        tokens = self.W_P(x.reshape(batch, n_rows, n_patch, self.patch_size))  # (B, L, P, D)
+        tokens, lead_idx = self.patch_tokens(x, leads)  # (B, L, P, D)
+        batch, n_rows, n_patch = tokens.shape[:3]
         lead = self.lead_token[lead_idx][None, :, None]  # (1, L, 1, D)
         tokens = tokens + self.pos_embed[1:n_patch + 1] + lead
         if keep is not None:
