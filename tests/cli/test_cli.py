@@ -195,14 +195,14 @@ def test_delineate_without_a_model_single_and_batch(shared_data, tmp_path, capsy
 
 
 def test_a_broken_subcommand_module_fails_loudly(monkeypatch):
-    """A failing import of cli_more is an ImportError naming it, not a parser that lacks
-    'pretrain' ("invalid choice")."""
+    """A failing import of a command module (ecgssl.cli.pretrain) is an ImportError naming it,
+    not a parser that lacks 'pretrain' ("invalid choice")."""
     import sys
 
-    import ecgssl
+    from ecgssl import cli
     from ecgssl.cli import build_parser
 
-    monkeypatch.setitem(sys.modules, "ecgssl.cli_more", None)  # import now raises ImportError
-    monkeypatch.delattr(ecgssl, "cli_more", raising=False)  # (an earlier import set it)
-    with pytest.raises(ImportError, match="cli_more"):
+    monkeypatch.setitem(sys.modules, "ecgssl.cli.pretrain", None)  # import now raises ImportError
+    monkeypatch.delattr(cli, "pretrain", raising=False)  # (an earlier import set it)
+    with pytest.raises(ImportError, match=r"ecgssl\.cli\.pretrain"):
         build_parser()

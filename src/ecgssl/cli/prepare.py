@@ -1,43 +1,8 @@
-"""The ``ecgssl`` command line: one entry point with a subcommand per step of the life cycle."""
+"""``ecgssl prepare``: read a data source once into a memory-mapped store."""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from pathlib import Path
-
-import yaml
-
-from ecgssl.errors import ECGSSLError, format_error
-
-# Failures caused by inputs, files or the system (exit 2); anything else is a bug (exit 1).
-_USER_ERRORS = (ECGSSLError, OSError, ValueError, KeyError)
-
-
-def _parse_override(text: str):
-    """``key=value`` with a YAML-typed value (``fs=500``, ``leads=[I,II]``, ``normalize=null``)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"override {text!r} must look like key=value")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
-
-
-def _load_yaml(path: str | None) -> dict:
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"config file {p} does not exist")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must hold a mapping, got {type(data).__name__}")
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# prepare
-# --------------------------------------------------------------------------------------------
+from ecgssl.cli.common import _lead_options, _load_yaml, _parse_override
 
 
 def _route_options(options: dict, kinds: list[str]) -> tuple[dict, dict]:
@@ -177,48 +142,7 @@ def _signal_layout(args):
     return SignalLayout(args.signal_dtype, args.shard_windows)
 
 
-def cmd_info(args) -> int:
-    from ecgssl.data.shards import has_signals
-
-    path = Path(args.path)
-    if path.is_dir() and (path / "config.json").exists() and has_signals(path):
-        from ecgssl.data.store import ECGStore
-
-        print(ECGStore(path).describe())
-        return 0
-    if path.suffix in (".safetensors", ".json", ".pt", ".pth", ".ckpt") or path.is_dir():
-        from ecgssl.api import describe_checkpoint
-
-        print(describe_checkpoint(path))
-        return 0
-    raise FileNotFoundError(f"{path} is neither a prepared store nor a checkpoint")
-
-
-# --------------------------------------------------------------------------------------------
-# parser
-# --------------------------------------------------------------------------------------------
-
-
-def _lead_options(p, unknown: bool = True) -> None:
-    """``--lead-alias NAME=LEAD`` (repeatable) and ``--allow-unknown-leads``."""
-    p.add_argument("--lead-alias", action="append", metavar="NAME=LEAD",
-                   help="treat a source lead as a standard lead, e.g. --lead-alias ECG=I "
-                        "(extends the built-in table: MLII=II, CM5=V5, ...)")
-    if unknown:
-        p.add_argument("--allow-unknown-leads", action="store_true",
-                       help="drop (and count) leads with unknown names instead of refusing")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ecgssl",
-        description="Self-supervised representation learning for ECGs (ECG-JEPA, Beat-SSL).",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, and the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.RawDescriptionHelpFormatter
-
+def register(sub, fmt) -> None:
     p = sub.add_parser(
         "prepare", help="read a data source once into a memory-mapped store", formatter_class=fmt,
         epilog="example:\n  ecgssl prepare data/ludb --out runs/stores/ludb\n"
@@ -252,44 +176,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-windows", type=int,
                    help="windows per signal file (sharded layout; default one file)")
     p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("info", help="what a store or checkpoint holds", formatter_class=fmt,
-                       epilog="example:\n  ecgssl info runs/stores/ludb\n"
-                              "  ecgssl info runs/demo/jepa/encoder.safetensors")
-    p.add_argument("path", help="a store directory or a checkpoint file")
-    p.set_defaults(func=cmd_info)
-
-    _register_more(sub, fmt)
-    return parser
-
-
-def _register_more(sub, fmt) -> None:
-    """Subcommands that live in their own module (its heavy imports are inside the commands).
-    A broken import fails here, loudly, rather than hiding every subcommand it defines."""
-    from ecgssl import cli_more
-
-    cli_more.register(sub, fmt)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"ecgssl {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # every failure is one line (ecgssl.errors.format_error)
-        if args.verbose:
-            raise
-        print(f"ecgssl {args.command}: error: {format_error(err)}", file=sys.stderr)
-        return 2 if isinstance(err, _USER_ERRORS) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["main", "build_parser"]
