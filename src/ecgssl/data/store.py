@@ -510,10 +510,12 @@ def prepare_store(
     partial = out.with_name(out.name + ".partial")
     guard_output_dir(out, "store", overwrite=overwrite, existing_ok=True)
     with output_lock(out.with_name(out.name + ".lock"), out):
-        _recover(out, partial, cfg, overwrite, _source_fingerprint(source, max_records))
+        # Listing a corpus's record ids can be slow: fingerprint it once for every check.
+        fingerprint = _source_fingerprint(source, max_records)
+        _recover(out, partial, cfg, overwrite, fingerprint)
         return _prepare_store(source, out, cfg, workers=workers, skip_bad=skip_bad,
                               overwrite=overwrite, max_records=max_records, progress=progress,
-                              signal_layout=signal_layout)
+                              signal_layout=signal_layout, fingerprint=fingerprint)
 
 
 def _prepare_store(
@@ -527,6 +529,7 @@ def _prepare_store(
     max_records: int | None = None,
     progress: bool = True,
     signal_layout=None,
+    fingerprint: str | None = None,
 ) -> dict:
     """Read ``source`` once and write a prepared store at ``out``.
 
@@ -540,6 +543,7 @@ def _prepare_store(
         overwrite: replace an existing store at ``out``.
         max_records: only the first N record ids (quick runs).
         signal_layout: a ``shards.SignalLayout`` (shards, float16); None = ``signals.npy``.
+        fingerprint: ``_source_fingerprint(source, max_records)`` (computed here when None).
     Returns:
         The report dict (counts, bad records, timings); also written to ``out/report.json``.
     Raises:
@@ -550,10 +554,11 @@ def _prepare_store(
 
     cfg = cfg or PreprocessConfig()
     out = Path(out)
+    if fingerprint is None:
+        fingerprint = _source_fingerprint(source, max_records)
     if (out / "config.json").exists() and not overwrite:
         existing = read_json_file(out / "config.json", "store config")
         if existing.get("hash") == cfg.hash():
-            fingerprint = _source_fingerprint(source, max_records)
             if existing.get("source", {}).get("fingerprint", fingerprint) != fingerprint:
                 # Same preprocessing, other input (another --labels file, other records, other
                 # source options): reusing the store would silently keep the old labels.
@@ -572,7 +577,7 @@ def _prepare_store(
     write_marker(partial, "store-partial")  # before anything else: this directory is ecgssl's
     chunks.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"hash": cfg.hash(), "config": cfg.to_dict(),
-                                 "source_fingerprint": _source_fingerprint(source, max_records)}))
+                                 "source_fingerprint": fingerprint}))
 
     t0 = time.perf_counter()
     record_ids = list(source.record_ids())
@@ -630,7 +635,7 @@ def _prepare_store(
     t_read = time.perf_counter() - t0
     source_info = {"name": getattr(source, "name", type(source).__name__),
                    "path": str(getattr(source, "path", "")), "n_record_ids": len(record_ids),
-                   "fingerprint": _source_fingerprint(source, max_records)}
+                   "fingerprint": fingerprint}
     if getattr(source, "label_summaries", None):
         source_info["labels"] = source.label_summaries  # ecgssl.io.labels: which records got labels
     report = _finalise(partial, cfg, source_info,

@@ -62,6 +62,7 @@ class Segmentation(Task):
         self.best = None  # (row, CV result, fold-0 validation score) of the best pretrained row
         self.last = None  # the last row's CV result (its test records)
         self.skipped: list[str] = []  # rows whose encoder has no time feature map
+        self._has_map: dict[str, bool] | None = None
 
     def applies(self, ctx: SuiteContext) -> bool:
         return "waves" in ctx.store.extras
@@ -71,14 +72,13 @@ class Segmentation(Task):
         ``has_time_features``) are left out of segmentation, named in the report."""
         from ecgssl.models import has_time_features
 
-        keep, self.skipped = [], []
-        for row in ctx.rows:
-            (keep if has_time_features(row.make()) else self.skipped).append(row)
-        if self.skipped:
-            log.warning("segmentation: %s left out (no time feature map)",
-                        ", ".join(r.name for r in self.skipped))
-        self.skipped = [r.name for r in self.skipped]
-        return keep
+        if self._has_map is None:  # decided once: the suite asks for the rows twice
+            self._has_map = {r.name: has_time_features(r.make()) for r in ctx.rows}
+            self.skipped = [r.name for r in ctx.rows if not self._has_map[r.name]]
+            if self.skipped:
+                log.warning("segmentation: %s left out (no time feature map)",
+                            ", ".join(self.skipped))
+        return [r for r in ctx.rows if self._has_map[r.name]]
 
     def evaluate(self, ctx: SuiteContext, row: Row) -> dict[str, Any]:
         from ecgssl.eval.segmentation import SegmentationConfig, cross_validate_segmentation

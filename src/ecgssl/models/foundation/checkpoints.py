@@ -47,13 +47,21 @@ def _read(path: Path) -> Any:
             "(or ckpt['model'])") from err
 
 
+def unwrap(ckpt: Any, key: str | None) -> Any:
+    """The state dict inside a released file: ``ckpt[key]`` when the model's files wrap it
+    (``CHECKPOINT_KEY`` of its module: ``"state_dict"``, fairseq's ``"model"``), else ``ckpt``."""
+    if key and isinstance(ckpt, Mapping) and isinstance(ckpt.get(key), Mapping):
+        return ckpt[key]
+    return ckpt
+
+
 def detect(ckpt: Any) -> str | None:
     """The ``MODELS`` key whose tensor layout ``ckpt`` (a loaded file) has, or None."""
     if not isinstance(ckpt, Mapping):
         return None
     for key, mod_name in MODELS.items():
         mod = _module(mod_name)
-        state = mod.unwrap(ckpt)
+        state = unwrap(ckpt, mod.CHECKPOINT_KEY)
         if isinstance(state, Mapping) and mod.looks_like(state):
             return key
     return None
@@ -99,7 +107,8 @@ def load_foundation(path: str | Path, device: str = "cpu", **overrides
     if key == "ecgfm" and "config" not in overrides:
         overrides = {**overrides, "config": _fairseq_yaml(path)}
     try:
-        module, report = mod.from_state_dict(mod.unwrap(ckpt), **overrides)
+        module, report = mod.from_state_dict(unwrap(ckpt, mod.CHECKPOINT_KEY),
+                                             **overrides)
     except ValueError as err:
         raise SpecMismatchError(f"{path}: looks like a {key} checkpoint but {err}") from err
     return module.to(device).eval(), spec_for(module, report, path)

@@ -314,8 +314,4 @@ def from_state_dict(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]
                             "assumed": assumed}
 
 
-def unwrap(ckpt: Any) -> Mapping[str, torch.Tensor]:
-    """The state dict inside a fairseq checkpoint (``{'model': ...}``) or a bare one."""
-    if isinstance(ckpt, Mapping) and isinstance(ckpt.get("model"), Mapping):
-        return ckpt["model"]
-    return ckpt
+CHECKPOINT_KEY = "model"  # released files wrap the weights as {'model': ...}

@@ -251,8 +251,4 @@ def from_state_dict(state: Mapping[str, torch.Tensor], **overrides) -> tuple[Net
     return encoder.eval(), {"loaded_tensors": len(mapped), "dropped_tensors": dropped}
 
 
-def unwrap(ckpt: Any) -> Mapping[str, torch.Tensor]:
-    """The state dict inside a released file (``{'state_dict': ...}`` or bare)."""
-    if isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping):
-        return ckpt["state_dict"]
-    return ckpt
+CHECKPOINT_KEY = "state_dict"  # released files wrap the weights as {'state_dict': ...}

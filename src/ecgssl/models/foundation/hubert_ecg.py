@@ -210,5 +210,4 @@ def is_hf_dir(path: Path) -> bool:
         return False
 
 
-def unwrap(ckpt: Any) -> Mapping[str, torch.Tensor]:
-    return ckpt
+CHECKPOINT_KEY = None  # released files are bare state dicts

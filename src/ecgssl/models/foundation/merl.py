@@ -181,6 +181,16 @@ def looks_like(state: Mapping[str, Any]) -> bool:
     return resnet or vit
 
 
+def _ecg_encoder_part(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """(the ECG encoder's tensors with ``module.`` / ``ecg_encoder.`` prefixes removed, the
+    number of other tensors dropped: the full CLIP model's text model and projections)."""
+    state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in state.items()}
+    if not any(k.startswith("ecg_encoder.") for k in state):
+        return state, 0
+    ecg = {k[len("ecg_encoder."):]: v for k, v in state.items() if k.startswith("ecg_encoder.")}
+    return ecg, len(state) - len(ecg)
+
+
 def map_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
                                                                dict[str, int]]:
     """Authors' ResNet keys (bare, or ``ecg_encoder.``-prefixed in the full CLIP model) -> ours.
@@ -188,13 +198,8 @@ def map_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
     Returns (mapped, dropped counts): the classifier ``linear.*`` and, in a full model, the text
     encoder and projection heads are not the ECG encoder.
     """
-    dropped = {"linear head": 0, "not the ECG encoder (text model, projections)": 0}
-    state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in state.items()}
-    if any(k.startswith("ecg_encoder.") for k in state):
-        dropped["not the ECG encoder (text model, projections)"] = sum(
-            not k.startswith("ecg_encoder.") for k in state)
-        state = {k[len("ecg_encoder."):]: v for k, v in state.items()
-                 if k.startswith("ecg_encoder.")}
+    state, n_other = _ecg_encoder_part(state)
+    dropped = {"linear head": 0, "not the ECG encoder (text model, projections)": n_other}
     out, unknown = {}, []
     for key, value in state.items():
         if key.startswith("linear."):
@@ -221,13 +226,8 @@ def vit_from_state_dict(state: Mapping[str, torch.Tensor], heads: int | None = N
     from ecgssl.compat.ecg_jepa import load_checked
     from ecgssl.models.foundation.stmem import _KEYMAP as BLOCK_KEYS
 
-    state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in state.items()}
-    dropped = {"head": 0, "not the ECG encoder (text model, projections)": 0}
-    if any(k.startswith("ecg_encoder.") for k in state):
-        dropped["not the ECG encoder (text model, projections)"] = sum(
-            not k.startswith("ecg_encoder.") for k in state)
-        state = {k[len("ecg_encoder."):]: v for k, v in state.items()
-                 if k.startswith("ecg_encoder.")}
+    state, n_other = _ecg_encoder_part(state)
+    dropped = {"head": 0, "not the ECG encoder (text model, projections)": n_other}
     out, unknown = {}, []
     for key, value in state.items():
         if key == "to_patch_embedding.weight":
@@ -288,7 +288,4 @@ def from_state_dict(state: Mapping[str, torch.Tensor], **overrides
     return encoder.eval(), {"loaded_tensors": len(mapped), "dropped_tensors": dropped}
 
 
-def unwrap(ckpt: Any) -> Mapping[str, torch.Tensor]:
-    if isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping):
-        return ckpt["state_dict"]
-    return ckpt
+CHECKPOINT_KEY = "state_dict"  # released files wrap the weights as {'state_dict': ...}

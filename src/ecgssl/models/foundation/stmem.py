@@ -251,8 +251,4 @@ def from_state_dict(state: Mapping[str, torch.Tensor], heads: int | None = None,
     return encoder.eval(), {"loaded_tensors": len(mapped), "dropped_tensors": dropped}
 
 
-def unwrap(ckpt: Any) -> Mapping[str, torch.Tensor]:
-    """The state dict inside a released file (``{'model': ...}`` or bare)."""
-    if isinstance(ckpt, Mapping) and isinstance(ckpt.get("model"), Mapping):
-        return ckpt["model"]
-    return ckpt
+CHECKPOINT_KEY = "model"  # released files wrap the weights as {'model': ...}
