@@ -149,12 +149,16 @@ def fit(data: dict, steps: int, batch_size: int = 32, crop: int = 1280, lr: floa
     return model.eval(), history
 
 
-def _split(root: str | Path):
+def _split(root: str | Path, fold: int = 0):
+    """All LUDB record numbers and fold ``fold``'s (train, val, test) numbers of
+    ``patient_kfold(5, seed=0)``."""
     from ecgssl.eval.splits import patient_kfold
     from ecgssl.io.ludb import ludb_record_numbers
 
     numbers = ludb_record_numbers(root)
-    split = patient_kfold(5, n_records=len(numbers), seed=0)[0]
+    if not 0 <= fold < 5:
+        raise ValueError(f"fold must be 0..4 (5-fold CV by patient), got {fold}")
+    split = patient_kfold(5, n_records=len(numbers), seed=0)[fold]
     pick = [[numbers[i] for i in idx] for idx in (split.train, split.val, split.test)]
     return numbers, pick
 
@@ -169,7 +173,7 @@ def _train_spec(args, data, history, seconds, stage) -> dict:
 
 
 def stage_fit(args, stage: str) -> Path:
-    numbers, (train, val, test) = _split(args.ludb)
+    numbers, (train, val, test) = _split(args.ludb, args.fold)
     chosen = train if stage == "fold" else numbers
     data = load_ludb_leads(args.ludb, chosen)
     t0 = time.perf_counter()
@@ -179,9 +183,9 @@ def stage_fit(args, stage: str) -> Path:
             "training": _train_spec(args, data, history, time.perf_counter() - t0, stage),
             "licence": LICENCE}
     if stage == "fold":
-        spec["split"] = {"protocol": "patient_kfold(5, seed=0) fold 0 of LUDB",
-                         "train": train, "val": val, "test": test}
-        out = Path(args.work) / "fold0"
+        spec["split"] = {"protocol": f"patient_kfold(5, seed=0) fold {args.fold} of LUDB",
+                         "fold": args.fold, "train": train, "val": val, "test": test}
+        out = Path(args.work) / f"fold{args.fold}"
     else:
         out = Path(args.out)
     path = save_delineator(model, out, spec)
@@ -218,15 +222,17 @@ def stage_lead_groups(args) -> list[Path]:
 
 
 def stage_select(args) -> dict:
-    """Choose the post-processing on the fold-0 validation records; write it into both JSONs."""
+    """Choose the post-processing on fold ``--fold``'s validation records; write it into the
+    fold model's JSON, and (fold 0 only) into the bundled model's."""
     from ecgssl.delineation.rules import select_postprocess
 
-    fold_json = Path(args.work) / "fold0.json"
+    fold_json = Path(args.work) / f"fold{args.fold}.json"
     _, spec = load_delineator(fold_json)
     result = select_postprocess(fold_json, args.ludb, spec["split"]["val"])
     print(json.dumps({k: v for k, v in result.items() if k != "candidates"}, indent=1))
-    targets = [fold_json] + ([Path(args.out).with_suffix(".json")]
-                             if Path(args.out).with_suffix(".json").is_file() else [])
+    final_json = Path(args.out).with_suffix(".json")
+    # The bundled model takes fold 0's choice: one fixed protocol, whatever other folds say.
+    targets = [fold_json] + ([final_json] if args.fold == 0 and final_json.is_file() else [])
     for target in targets:
         meta = json.loads(target.read_text())
         meta["postprocess"] = result["chosen"]
@@ -248,6 +254,10 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=1280, help="training crop (samples, 250 Hz)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fold", type=int, default=0,
+                        help="fold of patient_kfold(5, seed=0) for --stage fold / select "
+                             "(0: the fold whose validation part chooses the bundled model's "
+                             "post-processing; 1-4: the rest of the benchmark's LUDB CV)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
