@@ -51,10 +51,19 @@ SETTINGS = {
 }
 
 
+# The store's preprocessing: the one the validation probe's runs were prepared with
+# (``benchmarks/pretrain_cpu_scale.py``: ``--set highpass_hz=0.5``). ECG-JEPA's input_scale 20
+# was chosen on high-passed windows: on raw LUDB a baseline offset of a few tenths of a mV,
+# scaled by 20, dominates the patch tokens (measured: probe -0.050 [-0.084, -0.017] below its
+# twin without the high-pass, +0.005 [-0.029, +0.037] with it, 200 steps each).
+HIGHPASS_HZ = 0.5
+
+
 def setting_lines() -> list[str]:
     """What the demo runs each method with, and why (printed with the summary)."""
     return [f"{name}: {s['recipe']}, pool {s['pool']}: {s['why']}"
-            for name, s in SETTINGS.items()]
+            for name, s in SETTINGS.items()] + [
+        f"store: {HIGHPASS_HZ} Hz high-pass, as the validation runs were prepared"]
 
 
 def recipe_path(name: str) -> Path:
@@ -119,9 +128,26 @@ def _paired_lines(results: dict) -> list[str]:
     return lines
 
 
+def _store_hash(path: Path) -> str | None:
+    """The preprocessing hash of the store at ``path``, or None where there is none."""
+    import json
+
+    try:
+        return json.loads((path / "config.json").read_text()).get("hash")
+    except (OSError, ValueError):
+        return None
+
+
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Path | None = None,
-             progress: bool = True, threads: int | None = None) -> dict:
-    """Run the whole quick start; returns the evaluation results (also in the report)."""
+             progress: bool = True, threads: int | None = None,
+             supervised: bool = False) -> dict:
+    """Run the whole quick start; returns the evaluation results (also in the report).
+
+    ``supervised`` adds the supervised-from-scratch rows (whole encoder trained on the labels,
+    for the probe and for segmentation): about 5 more minutes on 2 cores, so they are off by
+    default; the CPU benchmarks (``benchmarks/pretrain_cpu_scale.py``,
+    ``benchmarks/compare_methods.py``) always have them.
+    """
     import torch
 
     from ecgssl.api import load_encoder
@@ -144,7 +170,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
     source = open_source(data, checks=None)
     if source.kind != "ludb":
         raise ECGDataError(str(data), f"the demo needs LUDB (found a {source.kind} source)")
-    prepare_store(source, out / "store", PreprocessConfig(), progress=progress)
+    cfg_store = PreprocessConfig(highpass_hz=HIGHPASS_HZ)
+    # A store an earlier demo left with another preprocessing (an older ecgssl) is the demo's
+    # own: rebuilt, and said so (prepare_store's guard still refuses anything not ecgssl's).
+    rebuild = _store_hash(out / "store") not in (None, cfg_store.hash())
+    if rebuild:
+        print(f"      {out / 'store'} was prepared with another preprocessing: rebuilding it")
+    prepare_store(source, out / "store", cfg_store, progress=progress, overwrite=rebuild)
     store = ECGStore(out / "store")
     timings["prepare_s"] = time.perf_counter() - t0
 
@@ -166,7 +198,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data: str | Pat
     encoders = {"ECG-JEPA": load_encoder(out / "jepa", pool=SETTINGS["ECG-JEPA"]["pool"]),
                 "Beat-SSL": load_encoder(out / "beat_ssl", pool=SETTINGS["Beat-SSL"]["pool"])}
     cfg = SuiteConfig(n_folds=5, seg_epochs=budget["seg_epochs"], seg_folds=[0],
-                      finetune_epochs=budget["finetune_epochs"], n_boot=budget["n_boot"])
+                      finetune_epochs=budget["finetune_epochs"], n_boot=budget["n_boot"],
+                      supervised=supervised)
     results = run_suite(encoders, store, out / "report", cfg,
                         title="ecgssl demo: LUDB, CPU scale", progress=progress)
     timings["evaluate_s"] = time.perf_counter() - t

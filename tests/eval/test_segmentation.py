@@ -155,3 +155,42 @@ def test_config_validation():
         SegmentationConfig(max_records=2, n_folds=5)
     with pytest.raises(ValueError):
         cross_validate_segmentation(object(), TinyCNN())
+
+
+@pytest.mark.parametrize("cache_mb", [1024.0, 1e-4])
+def test_frozen_feature_cache_changes_no_number(cache_mb):
+    # A frozen encoder's output is cached per window: training, selection and test results
+    # equal those of recomputing it every epoch (cache_mb=0); a tiny budget caches nothing.
+    store = synthetic_store(12)
+    kw = dict(n_folds=3, epochs=3, batch_size=4, folds=[0], freeze_encoder=True, seed=3)
+    torch.manual_seed(0)
+    enc = TinyCNN()
+    plain = cross_validate_segmentation(store, enc, cache_mb=0, **kw)
+    cached = cross_validate_segmentation(store, enc, cache_mb=cache_mb, **kw)
+    a, b = plain.folds[0], cached.folds[0]
+    assert [h["train_loss"] for h in a["history"]] == pytest.approx(
+        [h["train_loss"] for h in b["history"]], rel=1e-5, abs=1e-7)
+    assert [h["val_score"] for h in a["history"]] == pytest.approx(
+        [h["val_score"] for h in b["history"]], rel=1e-5, abs=1e-7)
+    assert a["best_epoch"] == b["best_epoch"]
+    assert plain.summary()["pooled"]["QRS"]["dice"] == pytest.approx(
+        cached.summary()["pooled"]["QRS"]["dice"], rel=1e-5)
+
+
+def test_frozen_feature_cache_counts_and_refuses_trained_encoders():
+    from ecgssl.models.seg_heads import FrozenFeatureCache
+
+    store = synthetic_store(4)
+    x = torch.from_numpy(np.asarray(store.signals[:3], dtype=np.float32))
+    frozen = build_seg_model(TinyCNN(), n_leads=2, freeze_encoder=True)
+    cache = FrozenFeatureCache(frozen, max_bytes=1 << 20)
+    first = cache.features(x, [0, 1, 2])
+    assert len(cache) == 3 and cache.n_bytes > 0 and cache.n_uncached == 0
+    again = cache.features(x, [2, 0, 1])
+    for f, g in zip(first, again):
+        assert torch.equal(f[[2, 0, 1]], g)
+    small = FrozenFeatureCache(frozen, max_bytes=1)
+    small.features(x, [0, 1])
+    assert len(small) == 0 and small.n_uncached == 2   # over budget: encoded, not kept
+    with pytest.raises(ValueError, match="frozen"):
+        FrozenFeatureCache(build_seg_model(TinyCNN(), n_leads=2))

@@ -46,7 +46,7 @@ from ecgssl.eval.segmentation_metrics import (
     SegmentationScorer,
 )
 from ecgssl.eval.splits import patient_kfold
-from ecgssl.models.seg_heads import SegmentationModel, build_seg_model
+from ecgssl.models.seg_heads import FrozenFeatureCache, SegmentationModel, build_seg_model
 from ecgssl.safety.workers import worker_init
 
 SELECTIONS = ("dice", "f1")
@@ -114,12 +114,15 @@ class SegmentationModule(L.LightningModule):
         tolerance_ms: fiducial matching tolerance of the validation score.
         postprocess: kwargs of ``mask_to_waves`` (``min_duration_ms``, ``max_gap_ms``).
         record_ids: record id per store row (validation per-record grouping).
+        cache_mb: with a frozen encoder, keep its output per window (``FrozenFeatureCache``,
+            up to this many MB) so every epoch after the first trains the head only; 0 = off.
     """
 
     def __init__(self, model: SegmentationModel, fs: float, lr: float = 1e-3,
                  weight_decay: float = 1e-4, selection: str = "dice",
                  leads: Sequence[str] | None = None, tolerance_ms: float = 150.0,
-                 postprocess: dict | None = None, record_ids: Sequence[str] | None = None):
+                 postprocess: dict | None = None, record_ids: Sequence[str] | None = None,
+                 cache_mb: float = 1024.0):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
@@ -141,12 +144,21 @@ class SegmentationModule(L.LightningModule):
         self._val_scorer: SegmentationScorer | None = None
         self._train_losses: list[float] = []
         self._val_losses: list[float] = []
+        self.feature_cache = (FrozenFeatureCache(model, self.leads, int(cache_mb * 2 ** 20))
+                              if model.freeze_encoder and cache_mb > 0 else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, self.leads)
 
+    def _logits(self, batch: dict) -> torch.Tensor:
+        """(B, L, C, T) logits of a batch; a frozen encoder's output comes from the cache."""
+        x = batch["signal"]
+        if self.feature_cache is None:
+            return self(x)
+        return self.model(x, self.leads, feats=self.feature_cache.features(x, batch["index"]))
+
     def _loss(self, batch: dict) -> torch.Tensor:
-        logits = self(batch["signal"])  # (B, L, C, T)
+        logits = self._logits(batch)  # (B, L, C, T)
         valid = torch.from_numpy(span_mask(batch["spans"].cpu().numpy(), logits.shape[-1]))
         valid = valid.to(logits.device)
         if not valid.any():
@@ -165,7 +177,7 @@ class SegmentationModule(L.LightningModule):
         self._val_losses = []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["signal"])
+        logits = self._logits(batch)
         valid = torch.from_numpy(span_mask(batch["spans"].cpu().numpy(), logits.shape[-1]))
         if valid.any():
             loss = F.cross_entropy(logits.movedim(2, -1)[valid.to(logits.device)],
@@ -300,7 +312,10 @@ class SegmentationConfig:
     built); postprocess: ``mask_to_waves`` kwargs; accelerator: Lightning accelerator;
     folds: run only these fold indices (quick runs; the pooled result then covers only them);
     keep_models: keep each fold's trained model (best-on-validation weights) in the result;
-    head_kwargs: passed to the segmentation head; verbose: Lightning progress bar and INFO logs.
+    head_kwargs: passed to the segmentation head; verbose: Lightning progress bar and INFO logs;
+    cache_mb: with ``freeze_encoder``, the frozen encoder's output per window is kept (up to
+    this many MB per fold, ``FrozenFeatureCache``) and reused every epoch: the same numbers,
+    the encoder run once per window instead of once per window and epoch; 0 = off.
     """
 
     n_folds: int = 5
@@ -322,6 +337,7 @@ class SegmentationConfig:
     keep_models: bool = False
     head_kwargs: dict = field(default_factory=dict)
     verbose: bool = False
+    cache_mb: float = 1024.0
 
     def __post_init__(self):
         if self.n_folds < 2:
@@ -454,7 +470,7 @@ def cross_validate_segmentation(store, encoder: nn.Module | Callable[[], nn.Modu
         module = SegmentationModule(model, fs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                     selection=cfg.selection, leads=cfg.leads,
                                     tolerance_ms=cfg.tolerance_ms, postprocess=cfg.postprocess,
-                                    record_ids=rids)
+                                    record_ids=rids, cache_mb=cfg.cache_mb)
         with _quiet_lightning(cfg.verbose):
             trainer = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1,
                                 logger=False, enable_checkpointing=False,

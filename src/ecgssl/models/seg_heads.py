@@ -219,13 +219,69 @@ class SegmentationModel(nn.Module):
             return tokens.reshape(batch, n_leads, -1, tokens.shape[-1])
         return self.encoder.forward_features(x, leads)
 
-    def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, leads: Sequence[str] | None = None):
+        """The encoder's output the head takes (a list of (B, C_i, T_i) maps for "pyramid",
+        (B, L, P, D) tokens for "tokens", a (B, D, P) map for "features"); no gradient when
+        the encoder is frozen."""
         if self.freeze_encoder:
             with torch.no_grad():
-                feats = self._encode(x, leads)
-        else:
-            feats = self._encode(x, leads)
-        return self.head(feats, x)
+                return self._encode(x, leads)
+        return self._encode(x, leads)
+
+    def forward(self, x: torch.Tensor, leads: Sequence[str] | None = None,
+                feats=None) -> torch.Tensor:
+        """(B, L, T) mV -> logits (B, L, 4, T); ``feats``: ``encode(x, leads)`` computed
+        before (``FrozenFeatureCache``), else computed here."""
+        return self.head(self.encode(x, leads) if feats is None else feats, x)
+
+
+class FrozenFeatureCache:
+    """A frozen encoder's outputs per store window, computed once and reused every epoch.
+
+    A frozen encoder is in eval mode and gets no gradient, so its output for a window is the
+    same in every epoch; training the head on it recomputes nothing and changes no number
+    (``tests/eval/test_segmentation.py`` checks equal losses with and without the cache). Only
+    the head is trained, at the cost of the encoder's forward pass once per window instead of
+    once per window and epoch.
+
+    ``max_bytes`` bounds the memory: windows beyond it are encoded every time they are seen,
+    as without the cache (``n_uncached`` counts them), so memory stays flat as data grows.
+    """
+
+    def __init__(self, model: SegmentationModel, leads: Sequence[str] | None = None,
+                 max_bytes: int = 1 << 30):
+        if not model.freeze_encoder:
+            raise ValueError("FrozenFeatureCache needs a frozen encoder (its output changes "
+                             "while it trains)")
+        self.model, self.leads, self.max_bytes = model, leads, int(max_bytes)
+        self._feats: dict[int, list[torch.Tensor]] = {}
+        self.n_bytes = 0
+        self.n_uncached = 0
+
+    def __len__(self) -> int:
+        return len(self._feats)
+
+    def features(self, x: torch.Tensor, index: Sequence[int]):
+        """``model.encode(x, leads)`` of a batch of store windows with rows ``index`` (B,)."""
+        index = [int(i) for i in index]
+        if all(i in self._feats for i in index):
+            parts = [self._feats[i] for i in index]
+            stacked = [torch.stack([p[k] for p in parts]) for k in range(len(parts[0]))]
+            return stacked if self.model.mode == "pyramid" else stacked[0]
+        feats = self.model.encode(x, self.leads)
+        maps = feats if self.model.mode == "pyramid" else [feats]
+        for b, i in enumerate(index):
+            if i in self._feats:
+                continue
+            # clone: a row must not keep the whole batch's storage alive.
+            one = [m[b].detach().clone() for m in maps]
+            size = sum(t.numel() * t.element_size() for t in one)
+            if self.n_bytes + size > self.max_bytes:
+                self.n_uncached += 1
+                continue
+            self._feats[i] = one
+            self.n_bytes += size
+        return feats
 
 
 def build_seg_model(encoder: nn.Module, n_leads: int, freeze_encoder: bool = False,
