@@ -104,6 +104,10 @@ def test_rpeak_detector_is_validated_hashed_and_legacy_aware():
     assert PreprocessConfig().rpeak_detector == PREPARE_DETECTOR == "delineator"
     with pytest.raises(ValueError, match=r"rpeak_detector must be one of .*'ecgssl'.*'nk_neurokit'"):
         PreprocessConfig(rpeak_detector="pan-tompkins")
+    with pytest.raises(ValueError, match="needs fs >= 100 Hz"):
+        PreprocessConfig(fs=64.0)
+    assert PreprocessConfig(fs=64.0, rpeak_detector="ecgssl").fs == 64.0
+    assert PreprocessConfig(fs=64.0, beats=False).fs == 64.0
     ours, theirs = PreprocessConfig(rpeak_detector="ecgssl"), PreprocessConfig()
     assert ours.hash() != theirs.hash()  # beats by another detector: another store
     # Ours hashes as a config from before the field did (older stores are still recognised).

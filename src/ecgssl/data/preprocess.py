@@ -72,7 +72,8 @@ class PreprocessConfig:
             ``rpeaks.PREPARE_DETECTOR``): Beat-SSL's beat boxes and targets follow it. Part of
             the hash when ``beats`` is on, so a store whose beats another detector made is not
             reused. A stored config without the field predates it and was made with
-            ``"ecgssl"`` (``LEGACY_FIELDS``, ``PreprocessConfig.from_stored``).
+            ``"ecgssl"`` (``LEGACY_FIELDS``, ``PreprocessConfig.from_stored``). With beats,
+            ``fs`` must reach the detector's ``rpeaks.MIN_FS`` (delineator 100 Hz, ours 50 Hz).
         lead_aliases: treat a source lead as another, e.g. ``{"ECG": "I"}``; they extend and
             win over the alias table (``ecgssl.data.leads.LEAD_ALIASES``: MLII -> II, CM5 -> V5
             ...). Applied aliases are listed per window in the manifest.
@@ -137,11 +138,17 @@ class PreprocessConfig:
         if not self.leads:
             raise ValueError("leads must not be empty")
         self.leads = list(self.leads)
-        from ecgssl.delineation.rpeaks import DETECTORS
+        from ecgssl.delineation.rpeaks import DETECTORS, MIN_FS
 
         if self.rpeak_detector not in DETECTORS:
             raise ValueError(f"rpeak_detector must be one of {sorted(DETECTORS)}, got "
                              f"{self.rpeak_detector!r}")
+        low = MIN_FS.get(self.rpeak_detector, 0.0)
+        if self.beats and self.fs < low:
+            # Otherwise every record would fail in the detector, one by one.
+            raise ValueError(f"rpeak_detector {self.rpeak_detector!r} needs fs >= {low:g} Hz, "
+                             f"got {self.fs:g}; raise fs, choose another rpeak_detector or set "
+                             "beats=False")
 
     @property
     def n_samples(self) -> int:

@@ -38,9 +38,9 @@ Measured on a shared 2-core machine (``nice -n 10``, one torch thread):
   delineator 98.8 / 98.8 %, ``nk_kalidas2017`` 98.7 / 98.8 %, ``nk_neurokit`` 98.4 / 99.1 %
   (``--detector nk_...``). At +-150 ms (``--tolerance-s 0.15``) the delineator finds all 1831
   beats with no false one, ours 1830 with 3 false: its +-75 ms misses are peak placement on wide
-  complexes (record 104: it takes the largest deflection, a late R' / S, 116 ms after the
-  annotated R), not missed beats. MIT-BIH 100 (180 windows, 2 leads): both 100 % Se, PPV 99.9 %
-  (ours) / 99.96 % (delineator).
+  complexes (record 104, QRS ~145 ms: it takes the complex's largest deflection, 116 ms after
+  the annotated peak), not missed beats. MIT-BIH 100 (180 windows, 2 leads): both 100 % Se,
+  PPV 99.9 % (ours) / 99.96 % (delineator).
 
 Multi-lead input: the reference lead is II (or MLII) when present and not flat, else the lead
 with the most QRS slope energy (``ecgssl.data.beats.reference_lead``); single-lead detectors run
@@ -60,6 +60,9 @@ NK_PEAK_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010",
                    "kalidas2017", "promac")
 DEFAULT_DETECTOR = "delineator"
 PREPARE_DETECTOR = "delineator"
+#: Lowest sampling rate (Hz) a detector accepts, where it has one (``delineation.infer.MIN_FS``;
+#: ours: ``data.beats``' 50 Hz), so a config can refuse a rate before any record is read.
+MIN_FS = {"delineator": 100.0, "ecgssl": 50.0}
 
 
 def _nk(method: str) -> Callable:
