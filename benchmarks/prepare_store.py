@@ -25,6 +25,7 @@ sys.path.insert(0, {tests!r})
 from ecgssl.data.preprocess import PreprocessConfig
 from ecgssl.data.store import prepare_store
 kind, path, out, workers, beats, n = {kind!r}, {path!r}, {out!r}, {workers}, {beats}, {n}
+detector = {detector!r}
 if kind == "synthetic":
     from tests.data.synthetic import SyntheticSource
     source = SyntheticSource(n)
@@ -32,7 +33,8 @@ else:
     from ecgssl.io import open_source
     source = open_source(path)
 t0 = time.perf_counter()
-report = prepare_store(source, out, PreprocessConfig(beats=beats), workers=workers, progress=False)
+cfg = PreprocessConfig(beats=beats, **({{"rpeak_detector": detector}} if detector else {{}}))
+report = prepare_store(source, out, cfg, workers=workers, progress=False)
 wall = time.perf_counter() - t0
 self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -42,10 +44,11 @@ print(json.dumps({{"records": report["n_records_read"], "windows": report["n_win
 """
 
 
-def run_case(kind, path, workers, beats, n=0):
+def run_case(kind, path, workers, beats, n=0, detector=None):
+    """One prepare in a fresh process; ``detector``: the R-peak detector (None: the default)."""
     with tempfile.TemporaryDirectory() as tmp:
         code = CASE.format(tests=str(ROOT), kind=kind, path=str(path), out=f"{tmp}/store",
-                           workers=workers, beats=beats, n=n)
+                           workers=workers, beats=beats, n=n, detector=detector)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -58,9 +61,13 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=2000, help="records (LUDB has 200)")
     args = parser.parse_args()
     rows = []
-    for beats in (False, True):
-        res = run_case("ludb", args.ludb, args.workers, beats)
-        rows.append({"case": f"LUDB 200 records, beats={beats}", **res})
+    from ecgssl.delineation.rpeaks import PREPARE_DETECTOR
+
+    res = run_case("ludb", args.ludb, args.workers, False)
+    rows.append({"case": "LUDB 200 records, beats=False", **res})
+    for detector in dict.fromkeys((PREPARE_DETECTOR, "ecgssl")):  # the default first
+        res = run_case("ludb", args.ludb, args.workers, True, detector=detector)
+        rows.append({"case": f"LUDB 200 records, beats=True, rpeak_detector={detector}", **res})
     res = run_case("synthetic", "", args.workers, False, args.synthetic)
     rows.append({"case": f"synthetic {args.synthetic} records (10x LUDB), beats=False", **res})
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "workers": args.workers,

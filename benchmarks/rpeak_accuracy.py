@@ -10,9 +10,14 @@ Data (``/work/shared/data``, override with ``ECGSSL_SHARED_DATA``):
 
 A detection matches a reference beat within +-75 ms (one-to-one, nearest first). Prints and
 writes JSON with sensitivity (TP / references), PPV (TP / detections) and the median time per
-``annotate_beats`` call. Timings taken on a busy machine are noisy: re-run on a quiet one.
+``annotate_beats`` call (with ``--detector``, a name of ``ecgssl.delineation.rpeaks.DETECTORS``;
+default the prepare default, ``PREPARE_DETECTOR``) and the windows per second over all calls.
+Timings taken on a busy machine are noisy: re-run on a quiet one. The bundled delineator
+(``--detector delineator``) was trained on all of LUDB: its LUDB numbers are in-sample.
 
-Usage: python benchmarks/rpeak_accuracy.py [--ludb-records N] [--mitdb-seconds S] [--out PATH]
+Usage: python benchmarks/rpeak_accuracy.py [--detector NAME] [--threads N] [--tolerance-s S]
+       [--ludb-records N] [--mitdb-seconds S] [--out PATH]
+       (default out: results/rpeak_accuracy_<detector>[_tol<ms>].json)
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import wfdb
 from scipy.signal import resample_poly
 
 from ecgssl.data.beats import annotate_beats
+from ecgssl.delineation.rpeaks import DETECTORS, PREPARE_DETECTOR
 
 FS = 250
 TOL_S = 0.075
@@ -56,7 +62,7 @@ def match(ref: np.ndarray, det: np.ndarray, tol: float) -> int:
     return tp
 
 
-def mitdb(seconds: float | None, root: Path):
+def mitdb(seconds: float | None, root: Path, detector: str):
     rec = wfdb.rdrecord(str(root / "mitdb-100" / "100"))
     ann = wfdb.rdann(str(root / "mitdb-100" / "100"), "atr")
     fs0 = rec.fs
@@ -73,7 +79,7 @@ def mitdb(seconds: float | None, root: Path):
     for start in range(0, x.shape[1] - win + 1, win):
         seg = x[:, start:start + win].astype(np.float32)
         t0 = time.perf_counter()
-        det = annotate_beats(seg, FS, leads, record_id=f"100@{start}").rpeaks
+        det = annotate_beats(seg, FS, leads, record_id=f"100@{start}", detector=detector).rpeaks
         times.append(time.perf_counter() - t0)
         ref = ref_all[(ref_all >= start) & (ref_all < start + win)] - start
         tp += match(ref, det, TOL_S * FS)
@@ -81,10 +87,11 @@ def mitdb(seconds: float | None, root: Path):
         n_det += len(det)
     return {"windows": len(times), "references": n_ref, "detections": n_det, "tp": tp,
             "sensitivity": tp / max(n_ref, 1), "ppv": tp / max(n_det, 1),
-            "median_ms_per_window": 1000 * float(np.median(times))}
+            "median_ms_per_window": 1000 * float(np.median(times)),
+            "windows_per_s": len(times) / float(np.sum(times))}
 
 
-def ludb(n_records: int, root: Path):
+def ludb(n_records: int, root: Path, detector: str):
     base = root / "ludb" / "data"
     tp = n_ref = n_det = 0
     times, worst = [], []
@@ -98,7 +105,8 @@ def ludb(n_records: int, root: Path):
         lo, hi = ann.sample.min() * FS / fs0, ann.sample.max() * FS / fs0
         x = resample_poly(sig, 1, fs0 // FS, axis=1).astype(np.float32)
         t0 = time.perf_counter()
-        det = annotate_beats(x, FS, LUDB_LEADS, record_id=f"ludb/{rid}").rpeaks
+        det = annotate_beats(x, FS, LUDB_LEADS, record_id=f"ludb/{rid}",
+                             detector=detector).rpeaks
         times.append(time.perf_counter() - t0)
         tol = TOL_S * FS
         det = det[(det >= lo - tol) & (det <= hi + tol)]
@@ -110,25 +118,42 @@ def ludb(n_records: int, root: Path):
             worst.append({"record": rid, "references": len(ref), "detections": len(det), "tp": m})
     return {"records": n_records, "references": n_ref, "detections": n_det, "tp": tp,
             "sensitivity": tp / max(n_ref, 1), "ppv": tp / max(n_det, 1),
-            "median_ms_per_record": 1000 * float(np.median(times)), "errors": worst}
+            "median_ms_per_record": 1000 * float(np.median(times)),
+            "windows_per_s": len(times) / float(np.sum(times)), "errors": worst}
 
 
 def main() -> None:
+    global TOL_S
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--detector", default=PREPARE_DETECTOR, choices=sorted(DETECTORS))
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the delineator's)")
+    p.add_argument("--tolerance-s", type=float, default=TOL_S,
+                   help="match tolerance (s); 0.15 scores detection apart from peak placement")
     p.add_argument("--ludb-records", type=int, default=200)
     p.add_argument("--mitdb-seconds", type=float, default=None, help="default: whole record")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "rpeak_accuracy.json"))
+    p.add_argument("--out", help="default: results/rpeak_accuracy_<detector>.json (with another "
+                   "tolerance: ..._<detector>_tol<ms>.json)")
     args = p.parse_args()
+    TOL_S = args.tolerance_s  # read by mitdb() and ludb()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    tag = "" if TOL_S == 0.075 else f"_tol{round(1000 * TOL_S)}"
+    out = Path(args.out or Path(__file__).parent / "results"
+               / f"rpeak_accuracy_{args.detector}{tag}.json")
     root = data_dir()
-    result = {"fs": FS, "tolerance_s": TOL_S, "mitdb_100": mitdb(args.mitdb_seconds, root),
-              "ludb": ludb(args.ludb_records, root)}
+    result = {"fs": FS, "tolerance_s": TOL_S, "detector": args.detector,
+              "torch_threads": args.threads,
+              "mitdb_100": mitdb(args.mitdb_seconds, root, args.detector),
+              "ludb": ludb(args.ludb_records, root, args.detector)}
     for name in ("mitdb_100", "ludb"):
         r = result[name]
         print(f"{name}: sensitivity {r['sensitivity']:.4f}  PPV {r['ppv']:.4f}  "
-              f"({r['tp']} / {r['references']} refs, {r['detections']} detections)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+              f"({r['tp']} / {r['references']} refs, {r['detections']} detections)  "
+              f"{r['windows_per_s']:.1f} windows/s")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

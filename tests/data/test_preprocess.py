@@ -95,6 +95,36 @@ def test_config_validation_and_hash():
     assert PreprocessConfig(fs=500).hash() != PreprocessConfig().hash()
 
 
+def test_rpeak_detector_is_validated_hashed_and_legacy_aware():
+    import hashlib
+    import json
+
+    from ecgssl.delineation.rpeaks import PREPARE_DETECTOR
+
+    assert PreprocessConfig().rpeak_detector == PREPARE_DETECTOR == "delineator"
+    with pytest.raises(ValueError, match=r"rpeak_detector must be one of .*'ecgssl'.*'nk_neurokit'"):
+        PreprocessConfig(rpeak_detector="pan-tompkins")
+    with pytest.raises(ValueError, match="needs fs >= 100 Hz"):
+        PreprocessConfig(fs=64.0)
+    assert PreprocessConfig(fs=64.0, rpeak_detector="ecgssl").fs == 64.0
+    assert PreprocessConfig(fs=64.0, beats=False).fs == 64.0
+    ours, theirs = PreprocessConfig(rpeak_detector="ecgssl"), PreprocessConfig()
+    assert ours.hash() != theirs.hash()  # beats by another detector: another store
+    # Ours hashes as a config from before the field did (older stores are still recognised).
+    old = ours.to_dict()
+    del old["rpeak_detector"]
+    old_hash = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert ours.hash() == old_hash
+    # Without beats the detector changes nothing in the store, nor the hash.
+    assert PreprocessConfig(beats=False).hash() == \
+        PreprocessConfig(beats=False, rpeak_detector="nk_neurokit").hash()
+    # A stored config without the field was made with ours; a user's partial options are not.
+    assert PreprocessConfig.from_stored(old).rpeak_detector == "ecgssl"
+    assert PreprocessConfig.from_stored(old).hash() == old_hash
+    assert PreprocessConfig.from_stored(theirs.to_dict()).rpeak_detector == "delineator"
+    assert PreprocessConfig.from_dict({"fs": 250.0}).rpeak_detector == "delineator"
+
+
 def test_zero_phase_filters_keep_r_peak_timing():
     sig = synthetic_ecg(12, 500.0, seconds=10)
     cfg = PreprocessConfig(bandpass_hz=[0.5, 40.0], beats=False)

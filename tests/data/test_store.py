@@ -180,3 +180,32 @@ def test_dataset_selects_leads_and_collates(tmp_path):
     import pickle
 
     assert len(pickle.dumps(ds)) < 20_000  # no arrays travel to workers
+
+
+def test_store_records_the_rpeak_detector_of_its_beats(tmp_path, monkeypatch):
+    import ecgssl.delineation.rpeaks as rpeaks
+
+    beats = np.array([100, 600, 1100, 1600], dtype=np.int64)
+    monkeypatch.setitem(rpeaks.DETECTORS, "spy", lambda x, fs: beats)
+    cfg = PreprocessConfig(rpeak_detector="spy")
+    prepare_store(SyntheticSource(3), tmp_path / "s", cfg, workers=0, progress=False)
+    store = ECGStore(tmp_path / "s")
+    assert store.config["preprocess"]["rpeak_detector"] == "spy" and store.rpeak_detector == "spy"
+    assert store.rpeaks(0).tolist() == beats.tolist()  # the beats are the named detector's
+    assert "R-peaks (beats) by: spy" in store.describe()
+    # Another detector is another store: never silently reused.
+    with pytest.raises(FileExistsError, match="another preprocessing config"):
+        prepare_store(SyntheticSource(3), tmp_path / "s", PreprocessConfig(), workers=0,
+                      progress=False)
+    # A store from before the field existed says what made its beats: ours.
+    path = tmp_path / "s" / "config.json"
+    config = json.loads(path.read_text())
+    del config["preprocess"]["rpeak_detector"]
+    path.write_text(json.dumps(config))
+    assert ECGStore(tmp_path / "s").rpeak_detector == "ecgssl"
+
+
+def test_store_without_beats_names_no_detector(tmp_path):
+    prepare_store(SyntheticSource(2), tmp_path / "s", CFG, workers=0, progress=False)
+    store = ECGStore(tmp_path / "s")
+    assert store.rpeak_detector is None and "R-peaks" not in store.describe()

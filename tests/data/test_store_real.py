@@ -112,3 +112,29 @@ def test_several_sources_in_one_store(tmp_path, shared_data):
     assert len(s) == 50 + 181
     assert set(s.manifest["source"]) == {"cinc2021-sample", "mitdb-100"}
     assert s.manifest["record_id"].str.startswith("mitdb-100/100@").sum() == 181
+
+
+def test_ludb_beats_by_the_delineator_in_parallel_workers_match_experts(tmp_path, shared_data):
+    """Beat-SSL's stored R-peaks (the prepare default, the delineator) with 2 worker processes:
+    the same as in-process, and on LUDB's expert QRS peaks (lead II, +-75 ms)."""
+    import wfdb
+
+    cfg = PreprocessConfig()
+    assert cfg.rpeak_detector == "delineator"
+    source = open_source(shared_data / "ludb", checks=None)
+    prepare_store(source, tmp_path / "a", cfg, workers=0, max_records=8, progress=False)
+    prepare_store(source, tmp_path / "b", cfg, workers=2, max_records=8, progress=False)
+    a, b = ECGStore(tmp_path / "a"), ECGStore(tmp_path / "b")
+    assert a.rpeak_detector == b.rpeak_detector == "delineator"
+    assert np.array_equal(np.asarray(a._array("rpeaks")), np.asarray(b._array("rpeaks")))
+    tp = n_ref = n_det = 0
+    for i in range(len(a)):
+        rid = a.manifest["record_id"].iloc[i].split("/")[-1]
+        ann = wfdb.rdann(str(shared_data / "ludb" / "data" / rid), "ii")
+        ref = ann.sample[np.array(ann.symbol) == "N"] / 2  # 500 -> 250 Hz
+        lo, hi = ann.sample.min() / 2 - 19, ann.sample.max() / 2 + 19
+        det = a.rpeaks(i)
+        det = det[(det >= lo) & (det <= hi)]
+        tp += sum(np.abs(det - r).min() <= 19 for r in ref) if len(det) else 0
+        n_ref, n_det = n_ref + len(ref), n_det + len(det)
+    assert n_ref > 60 and tp / n_ref >= 0.98 and tp / n_det >= 0.98

@@ -80,3 +80,15 @@ def test_beat_ssl_targets_follow_the_prepare_detector(monkeypatch):
     monkeypatch.setattr(rpeaks, "PREPARE_DETECTOR", "spy")
     ann = annotate_beats(np.stack([x, x]), 250.0, ["I", "II"])
     assert used == [250.0] and np.array_equal(ann.rpeaks, beats)
+
+
+def test_detector_minimum_rates_agree_with_the_detectors():
+    from ecgssl.data.beats import _validate
+    from ecgssl.delineation.infer import MIN_FS as DELINEATOR_MIN_FS
+    from ecgssl.delineation.rpeaks import MIN_FS
+
+    assert MIN_FS["delineator"] == DELINEATOR_MIN_FS
+    x = np.zeros((1, 500))
+    _validate(x, MIN_FS["ecgssl"], None, "r")  # accepted at the minimum
+    with pytest.raises(ECGDataError, match="too low"):
+        _validate(x, MIN_FS["ecgssl"] - 1, None, "r")

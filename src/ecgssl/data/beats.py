@@ -1,9 +1,12 @@
 """R-peaks, per-beat features and classes, and rhythm features of one ECG window.
 
 Used once per window at ``prepare`` time (the "beats" extra of the store, docs/architecture.md)
-to give Beat-SSL its R-peaks and its offline targets (docs/methods.md section 2). The whole of
-``annotate_beats`` costs a few milliseconds for a 10 s, 12-lead window at 250 Hz: every measure
-below is a simple, documented template estimate, not a full wave delineator.
+to give Beat-SSL its R-peaks and its offline targets (docs/methods.md section 2). The R-peaks come
+from the detector ``PreprocessConfig.rpeak_detector`` names (``ecgssl.delineation.rpeaks``; the
+prepare default is the benchmark's choice, the bundled delineator: ~17 ms per 10 s 12-lead window
+at 250 Hz on one thread); with ``"ecgssl"`` they come from steps 2-3 below and the whole of
+``annotate_beats`` costs a few milliseconds (~9 ms). Every measure below is a simple, documented
+template estimate, not a full wave delineator.
 
 Pipeline (all leads at once):
 
@@ -426,8 +429,10 @@ def annotate_beats(signal: np.ndarray, fs: float, leads=None, record_id: str = "
     """R-peaks, beat features, beat classes and rhythm features of one window.
 
     The R-peaks come from ``ecgssl.delineation.rpeaks``: ``detector`` names one of its
-    ``DETECTORS``; None takes its ``PREPARE_DETECTOR`` (chosen by the benchmark, see there), so
-    Beat-SSL's targets follow that choice. ``"ecgssl"`` is this module's own multi-lead detector.
+    ``DETECTORS``; None takes its ``PREPARE_DETECTOR`` (chosen by the benchmark, see there).
+    ``prepare`` passes its ``PreprocessConfig.rpeak_detector`` (whose default that is), so
+    Beat-SSL's targets follow the choice and the store records it. ``"ecgssl"`` is this
+    module's own multi-lead detector; the others run on the reference lead alone.
 
     Args:
         signal: (L, T) float array in mV (at least 2 s).

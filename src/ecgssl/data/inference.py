@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ecgssl.data.leads import resolve_leads
-from ecgssl.data.preprocess import PreprocessConfig, preprocess_window
+from ecgssl.data.preprocess import PreprocessConfig, preprocess_window, with_legacy_fields
 from ecgssl.data.record import Record
 from ecgssl.data.windowing import plan_windows
 from ecgssl.errors import ECGDataError, SpecMismatchError
@@ -48,7 +48,8 @@ def inference_config(spec: dict[str, Any], *, lead_aliases: dict[str, str] | Non
     stored = pre.get("config")
     base: dict[str, Any] = {}
     if isinstance(stored, dict) and "fs" in stored:
-        base = {k: v for k, v in stored.items() if k in known}
+        # A stored config that predates a field says how it was made (LEGACY_FIELDS).
+        base = {k: v for k, v in with_legacy_fields(stored).items() if k in known}
     else:
         filters = pre.get("filters") or {}
         if isinstance(filters, dict):

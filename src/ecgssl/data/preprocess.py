@@ -19,6 +19,20 @@ from ecgssl.data.record import Record
 from ecgssl.errors import ECGDataError
 
 
+def _prepare_detector() -> str:
+    # One source of truth: the benchmark's choice lives next to the detectors it compared.
+    from ecgssl.delineation.rpeaks import PREPARE_DETECTOR
+
+    return PREPARE_DETECTOR
+
+
+#: Values of fields added after stores were first written, as those older stores were made:
+#: a stored config without ``rpeak_detector`` had its beats from our classical detector. A field
+#: at its legacy value is left out of ``hash()``, so the hashes of those stores (and of the
+#: checkpoints that carry them) stay what they were.
+LEGACY_FIELDS = {"rpeak_detector": "ecgssl"}
+
+
 @dataclass
 class PreprocessConfig:
     """How raw records become fixed-size windows.
@@ -53,6 +67,13 @@ class PreprocessConfig:
         flat_mv: peak-to-peak below which a lead is called flat.
         flat_leads: ``"error"`` (reject the record) or ``"mask"`` (zero the lead, flag it missing).
         beats: detect R-peaks and compute beat/rhythm features (Beat-SSL soft targets).
+        rpeak_detector: the R-peak detector of the beats (a name of
+            ``ecgssl.delineation.rpeaks.DETECTORS``; default the benchmark's choice,
+            ``rpeaks.PREPARE_DETECTOR``): Beat-SSL's beat boxes and targets follow it. Part of
+            the hash when ``beats`` is on, so a store whose beats another detector made is not
+            reused. A stored config without the field predates it and was made with
+            ``"ecgssl"`` (``LEGACY_FIELDS``, ``PreprocessConfig.from_stored``). With beats,
+            ``fs`` must reach the detector's ``rpeaks.MIN_FS`` (delineator 100 Hz, ours 50 Hz).
         lead_aliases: treat a source lead as another, e.g. ``{"ECG": "I"}``; they extend and
             win over the alias table (``ecgssl.data.leads.LEAD_ALIASES``: MLII -> II, CM5 -> V5
             ...). Applied aliases are listed per window in the manifest.
@@ -82,6 +103,7 @@ class PreprocessConfig:
     flat_mv: float = 0.01
     flat_leads: str = "mask"
     beats: bool = True
+    rpeak_detector: str = field(default_factory=lambda: _prepare_detector())
     lead_aliases: dict[str, str] | None = None
     lead_alias_table: bool = True
     allow_unknown_leads: bool = False
@@ -116,6 +138,17 @@ class PreprocessConfig:
         if not self.leads:
             raise ValueError("leads must not be empty")
         self.leads = list(self.leads)
+        from ecgssl.delineation.rpeaks import DETECTORS, MIN_FS
+
+        if self.rpeak_detector not in DETECTORS:
+            raise ValueError(f"rpeak_detector must be one of {sorted(DETECTORS)}, got "
+                             f"{self.rpeak_detector!r}")
+        low = MIN_FS.get(self.rpeak_detector, 0.0)
+        if self.beats and self.fs < low:
+            # Otherwise every record would fail in the detector, one by one.
+            raise ValueError(f"rpeak_detector {self.rpeak_detector!r} needs fs >= {low:g} Hz, "
+                             f"got {self.fs:g}; raise fs, choose another rpeak_detector or set "
+                             "beats=False")
 
     @property
     def n_samples(self) -> int:
@@ -134,10 +167,29 @@ class PreprocessConfig:
             )
         return cls(**d)
 
+    @classmethod
+    def from_stored(cls, d: dict) -> PreprocessConfig:
+        """The config a store or checkpoint recorded (``config.json["preprocess"]``): fields
+        it lacks because it predates them take their ``LEGACY_FIELDS`` value (what it was made
+        with), not today's default; other missing fields take the defaults."""
+        return cls.from_dict(with_legacy_fields(d))
+
     def hash(self) -> str:
-        """Short, stable hash of the configuration (keys sorted)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """Short, stable hash of the configuration (keys sorted).
+
+        Left out: ``rpeak_detector`` when ``beats`` is off (it changes nothing in the store) or
+        at its legacy value ``"ecgssl"`` (the hash such a config had before the field existed,
+        so older stores are still recognised and reused when asked for with ``"ecgssl"``)."""
+        d = self.to_dict()
+        if not self.beats or d["rpeak_detector"] == LEGACY_FIELDS["rpeak_detector"]:
+            del d["rpeak_detector"]
+        text = json.dumps(d, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_legacy_fields(stored: dict) -> dict:
+    """A stored preprocessing dict with the ``LEGACY_FIELDS`` it lacks filled in (a copy)."""
+    return {**LEGACY_FIELDS, **stored}
 
 
 def resample(x: np.ndarray, fs_in: float, fs_out: float, method: str = "poly") -> np.ndarray:

@@ -146,7 +146,8 @@ def process_record(record: Record, cfg: PreprocessConfig) -> tuple[list[Window],
         if cfg.beats:
             from ecgssl.data.beats import annotate_beats
 
-            ann = annotate_beats(signal, cfg.fs, cfg.leads)
+            ann = annotate_beats(signal, cfg.fs, cfg.leads, record_id=part.record_id,
+                                 detector=cfg.rpeak_detector)
             window.rpeaks = np.asarray(ann.rpeaks, dtype=np.int32)
             window.beat_features = np.asarray(ann.beat_features, dtype=np.float32)
             window.beat_classes = np.asarray(ann.beat_classes, dtype=np.int8)
@@ -174,6 +175,13 @@ def _init_pool_worker(source, cfg: PreprocessConfig) -> None:
 
     die_with_parent()  # a killed prepare leaves no orphan workers
     _init_worker(source, cfg)
+    if cfg.beats and cfg.rpeak_detector == "delineator":
+        # The delineator's network runs in every worker: one torch thread each, or N workers
+        # x N threads oversubscribe the cores (OMP_NUM_THREADS is too late when the parent had
+        # imported torch before the fork).
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def _work(record_id: str):
@@ -621,6 +629,13 @@ def _prepare_store(
 
     if cfg.beats:
         from ecgssl.data import beats  # noqa: F401
+
+        if cfg.rpeak_detector == "delineator" and pending:
+            # Load the bundled network once (forked workers share it; a missing model fails
+            # here, before any worker starts).
+            from ecgssl.delineation.infer import get_delineator
+
+            get_delineator()
     try:
         if workers and workers > 1 and len(pending) > 1:
             # imap streams results in order while workers run ahead: no barrier per chunk.
@@ -804,4 +819,17 @@ class ECGStore:
             f"  labels: {len(c['label_names'])}  extras: {', '.join(self.extras) or 'none'}",
             f"  preprocessing hash: {c['hash']}",
         ]
+        if self.rpeak_detector is not None:
+            lines.append(f"  R-peaks (beats) by: {self.rpeak_detector}")
         return "\n".join(lines)
+
+    @property
+    def rpeak_detector(self) -> str | None:
+        """The R-peak detector that made the beats extra (``rpeaks.DETECTORS`` name), None
+        without beats; a store from before the choice was recorded says ``"ecgssl"`` (ours,
+        ``preprocess.LEGACY_FIELDS``)."""
+        if "beats" not in self.extras:
+            return None
+        from ecgssl.data.preprocess import with_legacy_fields
+
+        return with_legacy_fields(self.config.get("preprocess") or {})["rpeak_detector"]

@@ -14,12 +14,33 @@ the best mean F1 over the record sets of ``benchmarks/delineation_unseen.py --pa
 (full run, ``results/delineation_unseen_long.md``): the delineator's, 99.3 % mean F1, ahead of
 the best neurokit2 detector on every set (``nk_neurokit`` 98.2 % mean; ours 98.6 %).
 
-``PREPARE_DETECTOR`` is the one ``data.beats.annotate_beats`` (Beat-SSL's targets at
-``prepare``) uses: ours. The issue's rule is to switch when a *library* detector is better; none
-is on the mean (ours 98.6 %, ``nk_neurokit`` 98.2 %, ``nk_kalidas2017`` 97.9 %), though
-``nk_kalidas2017`` is ahead of ours on the CPSC 2021 sample at 6 dB SNR (97.1 vs 95.5 %). The
-delineator would be better there too, but it runs the network in every prepared window:
-``annotate_beats(..., detector="delineator")`` opts in.
+``PREPARE_DETECTOR`` is the default of ``PreprocessConfig.rpeak_detector``: the detector whose
+R-peaks ``prepare`` stores (``data.beats.annotate_beats``), i.e. Beat-SSL's beat boxes and
+targets. The issue's rule: where a library detector is better, use it rather than ours, and
+never be below the best neurokit2 detector on any benchmark set. Ours breaks that on the CPSC
+2021 sample at 6 dB SNR (95.5 % against ``nk_kalidas2017`` 97.1 %, ``nk_neurokit`` 96.5 %); the
+delineator's is at or above every neurokit2 detector on every set (97.8 % there; mean 99.3 %),
+so it is the prepare default too. A store records its detector in its config (``preprocess``,
+part of the hash); a store from before the field was made with ours (``"ecgssl"``,
+``data.preprocess.LEGACY_FIELDS``). ``--set rpeak_detector=ecgssl`` keeps the fast classical one.
+
+Measured on a shared 2-core machine (``nice -n 10``, one torch thread):
+
+* ``annotate_beats`` per 10 s 12-lead 250 Hz window, the 200 LUDB records
+  (``python benchmarks/rpeak_accuracy.py --detector ecgssl`` / ``--detector delineator``):
+  ours 113 windows/s (8.6 ms median), the delineator 55 windows/s (17.3 ms): 2.0x slower.
+* ``prepare`` of data/ludb end to end (200 records, beats on; ``OMP_NUM_THREADS=1 ecgssl prepare
+  data/ludb --out OUT --set rpeak_detector=NAME --workers 0 --no-progress``, two runs each):
+  ours 5.7-6.1 s wall (52-58 records/s), the delineator 9.1-10.3 s (27-30 records/s): 1.7x the
+  wall time. ``--workers 2`` (one torch thread per worker): 4.5 s against 9.1 s.
+* Agreement with LUDB's expert QRS peaks (lead ii; the delineator was trained on LUDB, so this
+  is in-sample for it) in those prepare windows: at +-75 ms ours 99.5 / 99.5 % Se / PPV, the
+  delineator 98.8 / 98.8 %, ``nk_kalidas2017`` 98.7 / 98.8 %, ``nk_neurokit`` 98.4 / 99.1 %
+  (``--detector nk_...``). At +-150 ms (``--tolerance-s 0.15``) the delineator finds all 1831
+  beats with no false one, ours 1830 with 3 false: its +-75 ms misses are peak placement on wide
+  complexes (record 104, QRS ~145 ms: it takes the complex's largest deflection, 116 ms after
+  the annotated peak), not missed beats. MIT-BIH 100 (180 windows, 2 leads): both 100 % Se,
+  PPV 99.9 % (ours) / 99.96 % (delineator).
 
 Multi-lead input: the reference lead is II (or MLII) when present and not flat, else the lead
 with the most QRS slope energy (``ecgssl.data.beats.reference_lead``); single-lead detectors run
@@ -38,7 +59,10 @@ from ecgssl.errors import ECGDataError
 NK_PEAK_METHODS = ("neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzee2012",
                    "kalidas2017", "promac")
 DEFAULT_DETECTOR = "delineator"
-PREPARE_DETECTOR = "ecgssl"
+PREPARE_DETECTOR = "delineator"
+#: Lowest sampling rate (Hz) a detector accepts, where it has one (``delineation.infer.MIN_FS``;
+#: ours: ``data.beats``' 50 Hz), so a config can refuse a rate before any record is read.
+MIN_FS = {"delineator": 100.0, "ecgssl": 50.0}
 
 
 def _nk(method: str) -> Callable:

@@ -430,6 +430,12 @@ def check_store(data: dict[str, Any], store_config: dict[str, Any], store_path: 
     # data.preprocess: settings the store must have been prepared with (e.g. a paper recipe's
     # resample_method: fft, short_records: drop); a store without the key does not qualify.
     prepared = store_config.get("preprocess") or {}
+    if prepared:
+        from ecgssl.data.preprocess import with_legacy_fields
+
+        # A store from before a field existed was made at its legacy value (rpeak_detector:
+        # "ecgssl"), so a recipe asking for that value still qualifies it.
+        prepared = with_legacy_fields(prepared)
     for key, wanted in (data.get("preprocess") or {}).items():
         if key not in prepared:
             problems.append(f"preprocess.{key}: the store does not record it, recipe wants "
