@@ -12,12 +12,21 @@ recorded in the JSON (``training.seconds``).
 
 Stages (``--stage``, default ``all``):
 
-1. ``fold``: a model trained on the training part of fold 0 of ``patient_kfold(5, seed=0)``
-   (LUDB records are one patient each), written to ``--work``/fold0. Its validation part chooses
-   the post-processing (``select``); its test part is what ``benchmarks/delineation_unseen.py``
-   scores for the LUDB protocols. The test part is never looked at here.
-2. ``select``: every post-processing candidate of ``ecgssl.delineation.rules.CANDIDATES`` on the
-   fold-0 validation records; the best mean onset/offset F1 (P, QRS, T) wins.
+1. ``fold``: a model trained on the training part of fold ``--fold`` K (default 0) of
+   ``patient_kfold(5, seed=0)`` (LUDB records are one patient each), written to
+   ``--work``/fold{K}. Its validation part chooses its post-processing (``select``); its test
+   part is what ``benchmarks/delineation_unseen.py`` scores (the five fold models together: the
+   LUDB 5-fold CV by patient, every record tested once). The test part is never looked at here.
+2. ``select``: every post-processing candidate of ``ecgssl.delineation.rules.CANDIDATES`` on fold
+   K's validation records; the best mean onset/offset F1 (P, QRS, T) wins. For fold 0 the
+   choice is also written into the bundled model's JSON when ``--out`` exists (the bundled
+   model takes fold 0's choice); to reproduce the benchmark's fold models without touching the
+   bundled model, pass ``--out runs/delineation/final_unused``::
+
+       for k in 0 1 2 3 4; do
+         python -m ecgssl.delineation.train --stage fold --fold $k
+         python -m ecgssl.delineation.train --stage select --fold $k --out runs/delineation/final_unused
+       done
 3. ``lead_groups`` (for the benchmark's leave-lead-group-out protocol, not part of ``all``): two
    models on the fold-0 training records, one on the limb leads only (``--work``/leads_limb),
    one on the chest leads only (``--work``/leads_chest).
