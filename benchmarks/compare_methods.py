@@ -209,6 +209,18 @@ def markdown(res: dict) -> str:
         s = ps.get(f"{title} (frozen encoder + decoder)") or {}
         lines.append(f"| {title} | {p.get('vs', '–')} | {_ci(p)} | "
                      f"{_ci(s, 'delta_f1', 'ci_f1')} |")
+    tuned = [t for t in res["pretraining"] if f"{t} fine-tuned" in pp]
+    if tuned:
+        lines += ["", "Fine-tuned rows (whole encoder + head or decoder trained on the labels, the "
+                  "supervised rows' budget and protocol) against supervised from scratch of the "
+                  "same architecture: only the initialisation differs (95 % paired bootstrap CI):",
+                  "", "| row | vs | probe AUROC delta | seg F1 delta (fine-tuned) |",
+                  "|---|---|---|---|"]
+        for title in tuned:
+            p = pp.get(f"{title} fine-tuned") or {}
+            s = ps.get(f"{title} fine-tuned") or {}
+            lines.append(f"| {title} fine-tuned | {p.get('vs', '–')} | {_ci(p)} | "
+                         f"{_ci(s, 'delta_f1', 'ci_f1')} |")
     lines += ["", "## The papers' directions", ""] + res["directions"]
     return "\n".join(lines) + "\n"
 
@@ -249,6 +261,21 @@ def directions(res: dict) -> list[str]:
     if f1.get("ECG-JEPA") is not None and f1.get("ST-MEM") is not None:
         out.append(f"  Segmentation (frozen, mean F1): ECG-JEPA {f1['ECG-JEPA']:.3f}, ST-MEM "
                    f"{f1['ST-MEM']:.3f}.")
+    tuned = {}
+    for title in res["pretraining"]:
+        pooled = (seg.get(f"{title} fine-tuned") or {}).get("pooled")
+        vals = [v for v in (_seg_f1(pooled, w) for w in WAVES) if v is not None]
+        if vals:
+            tuned[title] = float(np.mean(vals))
+    if tuned:
+        best = max(tuned, key=tuned.get)
+        order = ", ".join(f"{k} {v:.3f}" for k, v in sorted(tuned.items(), key=lambda kv: -kv[1]))
+        out.append(f"- Beat-SSL best on segmentation, fine-tuned: "
+                   f"{'seen' if best == 'Beat-SSL' else 'not seen'}; order: {order}.")
+        beats = [t for t in tuned if ((ps.get(f"{t} fine-tuned") or {}).get("ci_f1")
+                                      or [0, 0])[0] > 0]
+        out.append(f"  Fine-tuned rows whose CI is above supervised from scratch: "
+                   f"{', '.join(beats) if beats else 'none'}.")
     out.append(f"- Budget: {res['samples']} samples seen per method, a few hundred steps at "
                f"most; the papers pretrain for 10^5-10^6 ECGs x tens of epochs. A direction not "
                f"seen here is not evidence against the paper.")
@@ -273,7 +300,17 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="keep finished runs whose recipe and overrides match")
     ap.add_argument("--stem", default=None)
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the Markdown (and the directions) from the stem's JSON")
     args = ap.parse_args(argv)
+    if args.report_only:
+        stem = args.stem or ("compare_methods_quick" if args.quick else "compare_methods")
+        res = json.loads((RESULTS / f"{stem}.json").read_text())
+        res["directions"] = directions(res)
+        (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str))
+        (RESULTS / f"{stem}.md").write_text(markdown(res))
+        print(f"wrote {_rel(RESULTS / f'{stem}.md')}")
+        return 0
 
     import torch
 
