@@ -25,7 +25,8 @@ Stages (``--stage``, default ``all``):
 
        for k in 0 1 2 3 4; do
          python -m ecgssl.delineation.train --stage fold --fold $k
-         python -m ecgssl.delineation.train --stage select --fold $k --out runs/delineation/final_unused
+         python -m ecgssl.delineation.train --stage select --fold $k \
+             --out runs/delineation/final_unused
        done
 3. ``lead_groups`` (for the benchmark's leave-lead-group-out protocol, not part of ``all``): two
    models on the fold-0 training records, one on the limb leads only (``--work``/leads_limb),
