@@ -1,7 +1,8 @@
-"""Benchmark: six pretraining methods on the same data and budget, then one LUDB evaluation.
+"""Benchmark: seven pretraining methods on the same data and budget, then one LUDB evaluation.
 
 ECG-JEPA, Beat-SSL, SimCLR with 3KG views (Beat-SSL's ``beatssl_simclr_hard`` row at CPU scale),
-TS2Vec, CMSC (CLOCS) and ST-MEM are each pretrained
+TS2Vec, CMSC (CLOCS), ST-MEM and CPC are each pretrained (CPC joined the list after the committed
+results, which hold the other six; titles count the methods a run holds)
 
 - on the same store (LUDB + the CinC 2021 sample + MIT-BIH 100 + the CPSC 2021 sample, the
   pretraining store of ``benchmarks/pretrain_cpu_scale.py``, prepared with the same commands),
@@ -16,7 +17,7 @@ made on validation folds.
 No setting is chosen here. Every method runs at its CPU recipe; ECG-JEPA at the setting that the
 CinC validation probe of ``pretrain_cpu_scale.py`` chose (ViT w128 d4, ``input_scale`` 20), and
 every row is pooled by mean + max (``meanmax``), the pooling that validation probe chose for both
-of our methods, applied to all six for one protocol.
+of our methods, applied to all of them for one protocol.
 
 Usage (repository root; run directories go to ``runs/compare_methods``, ignored by git)::
 
@@ -63,6 +64,7 @@ METHODS = [
     ("TS2Vec", "ts2vec", "ts2vec_cpu.yaml", []),
     ("CMSC", "cmsc", "cmsc_cpu.yaml", []),
     ("ST-MEM", "st_mem", "st_mem_cpu.yaml", []),
+    ("CPC", "cpc", "cpc_cpu.yaml", []),
 ]
 POOL = "meanmax"
 SUITE_FULL = {"seg_epochs": 4, "seg_batch_size": 8, "finetune_epochs": 4, "n_boot": 300,
@@ -159,9 +161,18 @@ def _ci(d: dict | None, key: str = "delta", ci: str = "ci") -> str:
     return f"{d[key]:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
+_COUNT = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten")
+
+
+def _count(n: int) -> str:
+    """'Six' for 6: the titles name how many methods a run holds (digits past ten)."""
+    return _COUNT[n - 1] if 1 <= n <= len(_COUNT) else str(n)
+
+
 def markdown(res: dict) -> str:
     suite = res["suite"]
-    lines = ["# Six pretraining methods on one budget: LUDB evaluation", "",
+    lines = [f"# {_count(len(res['pretraining']))} pretraining methods on one budget: LUDB "
+             "evaluation", "",
              f"Command: `{res['command']}`  ", f"Machine: {res['machine']}; torch threads "
              f"{res['threads']}; total {res['total_min']:.1f} min (shared machine: timings are "
              f"upper bounds).", "",
@@ -380,7 +391,8 @@ def main(argv=None) -> int:
     report_dir = out / "report"
     t = time.perf_counter()
     suite = run_suite(encoders, eval_store, report_dir, cfg,
-                      title="Six pretraining methods, one budget: LUDB evaluation",
+                      title=f"{_count(len(methods))} pretraining methods, one budget: LUDB "
+                            "evaluation",
                       progress=False)
     res["suite_min"] = (time.perf_counter() - t) / 60
     # The report's text is committed; its ~40 figures (2 MB) and the segmentation model stay in

@@ -41,6 +41,9 @@ TINY = {
     "st_mem": ({"decoder_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2},
                {"name": "vit_tiny_stmem", "width": 32, "depth": 1, "num_heads": 2,
                 "n_patches": 20, "patch_size": 50}),
+    "cpc": ({"context_dim": 16, "n_offsets": 4},
+            {"name": "resnet1d_small", "widths": [4, 8, 8, 16, 16], "kernel": 5,
+             "stem_kernel": 7}),
 }
 
 

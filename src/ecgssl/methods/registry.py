@@ -38,6 +38,7 @@ _BUILTIN: dict[str, str] = {
     "ts2vec": "ecgssl.methods.ts2vec",
     "cmsc": "ecgssl.methods.cmsc",
     "st_mem": "ecgssl.methods.st_mem",
+    "cpc": "ecgssl.methods.cpc",
 }
 
 
