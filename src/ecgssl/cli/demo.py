@@ -15,7 +15,7 @@ def register(sub, fmt) -> None:
     p = sub.add_parser(
         "demo", help="the quick start: prepare bundled LUDB, pretrain both methods, evaluate",
         formatter_class=fmt,
-        epilog="example:\n  ecgssl demo            # about 20 CPU-minutes (10-14 min on 2 cores)\n"
+        epilog="example:\n  ecgssl demo            # about 10 CPU-minutes (5.6 min on 2 cores)\n"
                "  ecgssl demo --quick    # a smaller run")
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--data", help="LUDB folder (default: the bundled data/ludb)")
