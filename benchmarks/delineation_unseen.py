@@ -76,6 +76,7 @@ from ecgssl.data.preprocess import resample  # noqa: E402
 from ecgssl.data.record import WAVE_QRS  # noqa: E402
 from ecgssl.delineation.infer import Delineator  # noqa: E402
 from ecgssl.delineation.rpeaks import DETECTORS, detect_lead  # noqa: E402
+from ecgssl.delineation.train import N_FOLDS, ludb_folds  # noqa: E402
 from ecgssl.errors import ECGDataError  # noqa: E402
 from ecgssl.eval.delineation_baselines import (  # noqa: E402
     AnnotatedLead,
@@ -88,7 +89,6 @@ PARTS = ("ludb", "noise", "rates", "lead_groups", "qrs_vs_rpeaks", "rpeaks", "sp
 METHODS = ("ecgssl", "nk_prominence", "nk_dwt")
 SNRS_DB = (24.0, 12.0, 6.0, 0.0, -6.0)
 RPEAK_SNR_DB = 6.0  # the noise-stressed copies of the R-peak sets (long records: one SNR)
-N_FOLDS = 5
 NOISE_BAND_HZ = (0.5, 40.0)  # where P, QRS and T carry their power (band_snr)
 RATES = (128.0, 360.0, 1000.0)
 LIMB = ("I", "II", "III", "aVR", "aVL", "aVF")
@@ -202,14 +202,9 @@ def fold_path(fold_model: str | Path, k: int) -> Path:
 
 
 def kfold_tests(ludb_root: str | Path) -> list[list[str]]:
-    """Test record numbers of each fold of ``patient_kfold(5, seed=0)`` over LUDB (the split of
-    ``ecgssl.delineation.train``), as strings."""
-    from ecgssl.eval.splits import patient_kfold
-    from ecgssl.io.ludb import ludb_record_numbers
-
-    numbers = [str(n) for n in ludb_record_numbers(ludb_root)]
-    return [[numbers[i] for i in split.test]
-            for split in patient_kfold(N_FOLDS, n_records=len(numbers), seed=0)]
+    """Test record numbers of each fold of the split the fold models are trained on
+    (``ecgssl.delineation.train.ludb_folds``), as strings."""
+    return [[str(n) for n in test] for _, _, test in ludb_folds(ludb_root)[1]]
 
 
 def train_hint(k: int, work: Path) -> str:

@@ -2,11 +2,12 @@
 fine-tuned rows (``--finetune``) get their own paired table and direction lines."""
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = sorted(p for p in (REPO / "benchmarks" / "results").glob("compare_methods*.json")
@@ -14,11 +15,7 @@ RESULTS = sorted(p for p in (REPO / "benchmarks" / "results").glob("compare_meth
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "compare_methods", REPO / "benchmarks" / "compare_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare_methods")
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)

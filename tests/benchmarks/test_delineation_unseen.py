@@ -2,7 +2,6 @@
 records, pooled), the checks that refuse a missing or wrong fold model, and the noise SNRs. Fold
 models here are tiny random networks saved in a temporary folder: nothing is trained."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pytest
 
 from ecgssl.data.record import WAVE_P, WAVE_QRS, WAVE_T
 from ecgssl.delineation.model import DEFAULT_INPUT, build_network, save_delineator
-from ecgssl.delineation.train import _split
+from ecgssl.delineation.train import ludb_fold_split
 from ecgssl.eval.delineation_baselines import AnnotatedLead
+from tests.benchmarks.helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"encoder": "unet1d", "overrides": {"widths": [4, 4, 4, 4, 4], "kernel": 3}, "head": {}}
@@ -20,18 +20,14 @@ TINY = {"encoder": "unet1d", "overrides": {"widths": [4, 4, 4, 4, 4], "kernel": 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "delineation_unseen", REPO / "benchmarks" / "delineation_unseen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("delineation_unseen")
 
 
 def save_fold(folder: Path, k: int, ludb: Path, split_of: int | None = None,
               chosen: bool = True) -> Path:
     """A random tiny model saved as ``folder/fold{k}`` with the split of fold ``split_of``
     (default k) and, when ``chosen``, a post-processing 'chosen' on its validation records."""
-    _, (train, val, test) = _split(ludb, k if split_of is None else split_of)
+    _, (train, val, test) = ludb_fold_split(ludb, k if split_of is None else split_of)
     spec = {"network": TINY, "input": DEFAULT_INPUT, "training": {"steps": 0},
             "split": {"protocol": "test fake", "fold": k if split_of is None else split_of,
                       "train": train, "val": val, "test": test}}

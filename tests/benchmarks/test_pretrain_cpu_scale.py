@@ -2,22 +2,19 @@
 (``--report-only``): the JSON is reproduced exactly (choices, statements) and the Markdown is
 the committed one."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = sorted((REPO / "benchmarks" / "results").glob("pretrain_cpu_scale*.json"))
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "pretrain_cpu_scale", REPO / "benchmarks" / "pretrain_cpu_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pretrain_cpu_scale")
 
 
 def test_the_benchmark_is_a_short_caller():

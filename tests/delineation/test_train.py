@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ecgssl.delineation.train import _split, fit, load_ludb_leads
+from ecgssl.delineation.train import fit, load_ludb_leads, ludb_fold_split
 
 TINY = {"encoder": "unet1d", "overrides": {"widths": [4, 4, 4, 4, 4], "kernel": 3}, "head": {}}
 
@@ -18,7 +18,7 @@ def test_ludb_leads_at_250_hz_and_a_few_steps(shared_data):
 
 
 def test_split_is_patient_disjoint_and_covers_ludb(shared_data):
-    numbers, (train, val, test) = _split(shared_data / "ludb")
+    numbers, (train, val, test) = ludb_fold_split(shared_data / "ludb")
     assert len(numbers) == 200
     assert not (set(train) & set(val)) and not (set(train) & set(test))
     assert not (set(val) & set(test)) and len(train) + len(val) + len(test) == 200

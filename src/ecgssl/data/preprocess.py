@@ -103,7 +103,7 @@ class PreprocessConfig:
     flat_mv: float = 0.01
     flat_leads: str = "mask"
     beats: bool = True
-    rpeak_detector: str = field(default_factory=lambda: _prepare_detector())
+    rpeak_detector: str = field(default_factory=_prepare_detector)
     lead_aliases: dict[str, str] | None = None
     lead_alias_table: bool = True
     allow_unknown_leads: bool = False

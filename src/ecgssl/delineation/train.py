@@ -159,18 +159,29 @@ def fit(data: dict, steps: int, batch_size: int = 32, crop: int = 1280, lr: floa
     return model.eval(), history
 
 
-def _split(root: str | Path, fold: int = 0):
-    """All LUDB record numbers and fold ``fold``'s (train, val, test) numbers of
-    ``patient_kfold(5, seed=0)``."""
+#: Folds of the LUDB cross-validation by patient (``patient_kfold(N_FOLDS, seed=0)``).
+N_FOLDS = 5
+
+
+def ludb_folds(root: str | Path):
+    """All LUDB record numbers, and each fold's (train, val, test) record numbers of
+    ``patient_kfold(N_FOLDS, seed=0)`` (LUDB records are one patient each): the one split the
+    fold models are trained on and ``benchmarks/delineation_unseen.py`` checks them against."""
     from ecgssl.eval.splits import patient_kfold
     from ecgssl.io.ludb import ludb_record_numbers
 
     numbers = ludb_record_numbers(root)
-    if not 0 <= fold < 5:
-        raise ValueError(f"fold must be 0..4 (5-fold CV by patient), got {fold}")
-    split = patient_kfold(5, n_records=len(numbers), seed=0)[fold]
-    pick = [[numbers[i] for i in idx] for idx in (split.train, split.val, split.test)]
-    return numbers, pick
+    return numbers, [[[numbers[i] for i in idx] for idx in (split.train, split.val, split.test)]
+                     for split in patient_kfold(N_FOLDS, n_records=len(numbers), seed=0)]
+
+
+def ludb_fold_split(root: str | Path, fold: int = 0):
+    """All LUDB record numbers and fold ``fold``'s (train, val, test) numbers (``ludb_folds``)."""
+    if not 0 <= fold < N_FOLDS:
+        raise ValueError(f"fold must be 0..{N_FOLDS - 1} ({N_FOLDS}-fold CV by patient), "
+                         f"got {fold}")
+    numbers, folds = ludb_folds(root)
+    return numbers, folds[fold]
 
 
 def _train_spec(args, data, history, seconds, stage) -> dict:
@@ -183,7 +194,7 @@ def _train_spec(args, data, history, seconds, stage) -> dict:
 
 
 def stage_fit(args, stage: str) -> Path:
-    numbers, (train, val, test) = _split(args.ludb, args.fold)
+    numbers, (train, val, test) = ludb_fold_split(args.ludb, args.fold)
     chosen = train if stage == "fold" else numbers
     data = load_ludb_leads(args.ludb, chosen)
     t0 = time.perf_counter()
@@ -211,7 +222,7 @@ def stage_lead_groups(args) -> list[Path]:
     """Limb-only and chest-only models on the fold-0 training records."""
     from ecgssl.data.leads import LEADS_12
 
-    _, (train, val, test) = _split(args.ludb)
+    _, (train, val, test) = ludb_fold_split(args.ludb)
     data = load_ludb_leads(args.ludb, train)
     paths = []
     for tag, group in (("limb", LIMB_LEADS), ("chest", CHEST_LEADS)):
